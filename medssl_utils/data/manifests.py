@@ -1,0 +1,88 @@
+"""Split manifests: the (id, label, split) table of a dataset, made once from a seed, saved with its hash.
+
+Protocols consume manifests, never ad-hoc shuffles, so every model sees the same split.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..storage import atomic_write_bytes
+from .base import DatasetError, ImageDataset
+
+SPLITS = ("train", "val", "test")
+
+
+def make_manifest(ds: ImageDataset, *, split: str = "random_80_20", seed: int = 0,
+                  test_fraction: float | None = None, val_fraction: float = 0.2) -> pd.DataFrame:
+    """Assign every image to train / val / test.
+
+    ``random_80_20``: stratified random 80/20 train/test (the authors used 80/20 with a fixed seed);
+    ``random_60_40``: the authors' custom CheXpert split; ``official``: the publisher's split
+    (``ds.given_split``). A stratified ``val_fraction`` of train becomes val (linear and finetune
+    select on it; few-shot pools all images).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(ds)
+    labels = ds.labels
+    if split == "official":
+        if ds.given_split is None:
+            raise DatasetError(f"{ds.name}: split 'official' needs the publisher's split, which the loader did not give")
+        base = np.asarray(ds.given_split, dtype=object)
+    else:
+        frac = test_fraction if test_fraction is not None else {"random_80_20": 0.2, "random_60_40": 0.4}.get(split)
+        if frac is None:
+            raise DatasetError(f"{ds.name}: unknown split {split!r}; expected random_80_20, random_60_40 or official")
+        base = np.full(n, "train", dtype=object)
+        base[_stratified_pick(labels, np.arange(n), frac, rng)] = "test"
+    train_idx = np.flatnonzero(base == "train")
+    out = base.copy()
+    out[_stratified_pick(labels[train_idx], train_idx, val_fraction, rng)] = "val"
+    df = pd.DataFrame({"id": list(ds.ids), "label": labels.astype(int), "split": out.astype(str)})
+    return df
+
+
+def _stratified_pick(labels: np.ndarray, index: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
+    picked = []
+    for c in np.unique(labels):
+        members = index[labels == c]
+        k = int(round(frac * len(members)))
+        picked.append(rng.permutation(members)[:k])
+    return np.concatenate(picked) if picked else np.array([], dtype=int)
+
+
+def manifest_hash(df: pd.DataFrame) -> str:
+    buf = df[["id", "label", "split"]].to_csv(index=False).encode()
+    return hashlib.sha256(buf).hexdigest()[:16]
+
+
+def save_manifest(df: pd.DataFrame, path: Path) -> str:
+    """Write the manifest atomically; return its content hash (also stored beside it)."""
+    h = manifest_hash(df)
+    atomic_write_bytes(Path(path), df.to_csv(index=False).encode())
+    atomic_write_bytes(Path(path).with_suffix(".sha256"), (h + "\n").encode())
+    return h
+
+
+def load_manifest(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"missing manifest {path}")
+    df = pd.read_csv(path, dtype={"id": str, "label": int, "split": str})
+    missing = {"id", "label", "split"} - set(df.columns)
+    if missing:
+        raise DatasetError(f"manifest {path}: missing column(s) {sorted(missing)}")
+    return df
+
+
+def manifest_for(ds: ImageDataset, cache_dir: Path, *, split: str, seed: int) -> tuple[pd.DataFrame, str]:
+    """Make (or reuse) the manifest of ``ds`` under ``cache_dir/manifests``; return it and its hash."""
+    df = make_manifest(ds, split=split, seed=seed)
+    h = manifest_hash(df)
+    path = Path(cache_dir) / "manifests" / f"{ds.name}-{split}-seed{seed}-{h}.csv"
+    if not path.exists():
+        save_manifest(df, path)
+    return df, h

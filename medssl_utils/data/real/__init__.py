@@ -1,0 +1,1 @@
+"""Loaders for the paper's eight real datasets, one module per publisher layout (issue 3)."""
