@@ -1,0 +1,78 @@
+"""The ``medssl`` command: run notebooks, run protocol grids, manage weights, rebuild the mini-zoo."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise SystemExit(f"medssl: -p expects key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"medssl: --shard expects i/n (e.g. 0/4), got {text!r}") from None
+    return i, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="medssl", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    nb = sub.add_parser("notebooks", help="execute the Q1-Q3 notebooks with papermill (skips up-to-date ones)")
+    nb.add_argument("--profile", default="mini")
+    nb.add_argument("--out", default="book/generated")
+    nb.add_argument("--only", nargs="*", help="notebook names (default: all)")
+    nb.add_argument("--suffix", default="", help="appended to output file names")
+    nb.add_argument("--force", action="store_true")
+    nb.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE", help="parameter override (YAML value)")
+
+    rn = sub.add_parser("run", help="run a grid of (protocol, model, dataset) units; shardable")
+    rn.add_argument("--profile", default="mini")
+    rn.add_argument("--protocols", default="fewshot,linear,finetune")
+    rn.add_argument("--shard", help="i/n: this worker's share (default: RANK/WORLD_SIZE or SLURM variables)")
+    rn.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
+
+    ck = sub.add_parser("check", help="validate a profile and overrides, then exit")
+    ck.add_argument("--profile", default="mini")
+    ck.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
+
+    args = ap.parse_args(argv)
+    from .config import ConfigError, resolve
+
+    try:
+        if args.cmd == "check":
+            cfg = resolve(args.profile, **_params(args.params))
+            print(f"profile {cfg.profile}: {len(cfg.models)} models, {len(cfg.datasets)} datasets, ok")
+        elif args.cmd == "notebooks":
+            from .notebooks import run_notebooks
+
+            run_notebooks(args.profile, args.out, names=args.only, params=_params(args.params), force=args.force,
+                          suffix=args.suffix)
+        elif args.cmd == "run":
+            from .runs import run_grid
+
+            cfg = resolve(args.profile, **_params(args.params))
+            rows = run_grid(cfg, [p.strip() for p in args.protocols.split(",") if p.strip()], shard=_shard(args.shard))
+            print(f"{len(rows)} result rows under {cfg.results_dir}")
+    except ConfigError as exc:
+        print(f"medssl: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

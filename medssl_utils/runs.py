@@ -1,0 +1,158 @@
+"""The flow of one run: config -> dataset + manifest -> backbone -> cached features -> protocol -> result rows.
+
+Work is a grid of units (protocol, model, dataset). Each unit writes its own rows, so a grid can be
+split across workers (``shard=(i, n)`` or RANK/WORLD_SIZE from torchrun/SLURM), finished units are
+skipped, and the results never depend on how many workers ran.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import features as feat
+from .config import Config
+from .data.base import ImageDataset
+from .data.manifests import manifest_for
+from .data.registry import get_spec as dataset_spec
+from .data.registry import load_dataset
+from .models.registry import Backbone, get_spec as model_spec, load_backbone
+from .protocols import fewshot
+from .results import ResultsStore, code_version, unit_name
+from .storage import atomic_path
+
+
+@dataclass(frozen=True)
+class Unit:
+    protocol: str
+    model: str
+    dataset: str
+
+    def name(self, cfg: Config) -> str:
+        return unit_name(protocol=self.protocol, model=self.model, dataset=self.dataset,
+                         profile=cfg.profile, seed=cfg.seed)
+
+
+def shard_from_env() -> tuple[int, int]:
+    """(rank, world size) from torchrun (RANK/WORLD_SIZE) or SLURM array/task variables; (0, 1) otherwise."""
+    for rank_key, size_key in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"),
+                               ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")):
+        if rank_key in os.environ and size_key in os.environ:
+            return int(os.environ[rank_key]), int(os.environ[size_key])
+    return 0, 1
+
+
+def my_units(units: list[Unit], shard: tuple[int, int] | None) -> list[Unit]:
+    rank, size = shard if shard is not None else shard_from_env()
+    if not 0 <= rank < size:
+        raise ValueError(f"shard {rank}/{size}: expected 0 <= i < n")
+    return [u for k, u in enumerate(units) if k % size == rank]
+
+
+# ---------------------------------------------------------------- data and features
+@lru_cache(maxsize=64)
+def _dataset(name: str, data_root: str | None, cache_dir: str, image_size: int, seed: int, scale: float,
+             options: str) -> ImageDataset:
+    spec = dataset_spec(name)
+    opts = json.loads(options)
+    if spec.synthetic and "scale" in spec.options:
+        opts.setdefault("scale", scale)
+    return load_dataset(name, data_root=data_root, cache_dir=cache_dir, image_size=image_size, seed=seed, **opts)
+
+
+def dataset(cfg: Config, name: str) -> ImageDataset:
+    opts = cfg.options.get("datasets", {}).get(name, {})
+    return _dataset(name, str(cfg.data_root) if cfg.data_root else None, str(cfg.cache_dir), cfg.image_size,
+                    cfg.seed, cfg.dataset_scale, json.dumps(opts, sort_keys=True))
+
+
+def manifest(cfg: Config, name: str) -> tuple[pd.DataFrame, str]:
+    ds = dataset(cfg, name)
+    return manifest_for(ds, cfg.cache_dir, split=dataset_spec(name).split, seed=cfg.seed)
+
+
+@lru_cache(maxsize=8)
+def _backbone(name: str, weights_dir: str | None, device: str) -> Backbone:
+    return load_backbone(name, weights_dir, device=feat.resolve_device(device))
+
+
+def backbone(cfg: Config, name: str) -> Backbone:
+    return _backbone(name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device)
+
+
+def features(cfg: Config, model: str, data: str, *, progress: bool = False) -> feat.FeatureSet:
+    ds = dataset(cfg, data)
+    _, mh = manifest(cfg, data)
+    return feat.extract(backbone(cfg, model), ds, cfg.cache_dir, mh, device=cfg.device, progress=progress)
+
+
+def episodes(cfg: Config, data: str) -> fewshot.Episodes:
+    """The dataset's episodes, drawn once from the seed and stored: identical for every model."""
+    ds = dataset(cfg, data)
+    _, mh = manifest(cfg, data)
+    ways = dataset_spec(data).fewshot_ways
+    path = Path(cfg.cache_dir) / "episodes" / (
+        f"{data}-{mh}-{ways}w{fewshot.N_SHOT}s{fewshot.N_QUERY}q{cfg.n_episodes}e-seed{cfg.seed}.npz")
+    if path.is_file():
+        with np.load(path) as z:
+            return fewshot.Episodes(z["classes"], z["support"], z["query"])
+    ep = fewshot.sample_episodes(ds.labels, n_way=ways, n_episodes=cfg.n_episodes, seed=cfg.seed)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **ep.to_npz())
+    return ep
+
+
+# ---------------------------------------------------------------- protocols as units
+def _base_row(cfg: Config, unit: Unit, key: str) -> dict:
+    return {"question": "Q1", "protocol": unit.protocol, "model": unit.model, "dataset": unit.dataset,
+            "seed": cfg.seed, "profile": cfg.profile, "source": "this run", "cache_key": key,
+            "code_version": code_version()}
+
+
+def run_fewshot_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
+    fs = features(cfg, unit.model, unit.dataset)
+    ep = episodes(cfg, unit.dataset)
+    acc = fewshot.episode_accuracies(fs.features, ep) * 100
+    mean, half = fewshot.mean_ci95(acc)
+    e, w, k, q = ep.shape
+    row = _base_row(cfg, unit, fs.key) | {
+        "metric": "accuracy", "value": mean, "ci_low": mean - half, "ci_high": mean + half, "n": e,
+        "extra": json.dumps({"n_way": w, "n_shot": k, "n_query": q})}
+    return [row], {"episode_accuracy": acc}
+
+
+PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit}
+
+
+def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: Iterable[str] | None = None,
+             datasets: Iterable[str] | None = None, shard: tuple[int, int] | None = None,
+             progress: bool = True) -> pd.DataFrame:
+    """Run every (protocol, model, dataset) unit this worker owns that is not done yet; return all rows."""
+    from tqdm.auto import tqdm
+
+    store = ResultsStore(cfg.results_dir)
+    units = [Unit(p, m, d) for p in protocols for d in (datasets or cfg.datasets) for m in (models or cfg.models)
+             if p == "fewshot" or p in dataset_spec(d).manyshot]
+    todo = [u for u in my_units(units, shard) if not store.has(u.name(cfg))]
+    for u in tqdm(todo, desc="units", disable=not progress or not todo):
+        rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)
+        store.write(u.name(cfg), rows, outcomes)
+    names = {u.name(cfg) for u in units}
+    return pd.concat([store.read_unit(n) for n in sorted(names) if store.has(n)], ignore_index=True) \
+        if any(store.has(n) for n in names) else pd.DataFrame()
+
+
+def outcomes(cfg: Config, protocol: str, model: str, data: str, name: str) -> np.ndarray:
+    return ResultsStore(cfg.results_dir).outcomes(Unit(protocol, model, data).name(cfg), name)
+
+
+def model_table(names: Iterable[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": n, "title": model_spec(n).title, "family": model_spec(n).family}
+                         for n in names])
