@@ -50,8 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     ck.add_argument("--profile", default="mini")
     ck.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
 
+    wt = sub.add_parser("weights", help="the paper's checkpoints: download, convert, report")
+    wsub = wt.add_subparsers(dest="wcmd", required=True)
+    wf = wsub.add_parser("fetch", help="download missing originals (needs the internet), verify, convert")
+    wf.add_argument("names", nargs="*", help="model names (default: all paper models)")
+    wf.add_argument("--weights-dir", required=True)
+    wc = wsub.add_parser("convert", help="convert an original checkpoint you downloaded by hand")
+    wc.add_argument("name")
+    wc.add_argument("--source", required=True, help="the original checkpoint file")
+    wc.add_argument("--weights-dir", required=True)
+    ws = wsub.add_parser("status", help="which models are present, converted and verified")
+    ws.add_argument("--weights-dir", required=True)
+
+    mz = sub.add_parser("minizoo", help="rebuild mini-zoo checkpoints from scratch (deterministic)")
+    mz.add_argument("args", nargs=argparse.REMAINDER, help="arguments of python -m medssl_utils.models.minizoo.train")
+
     args = ap.parse_args(argv)
     from .config import ConfigError, resolve
+    from .models.registry import ModelError
 
     try:
         if args.cmd == "check":
@@ -68,7 +84,22 @@ def main(argv: list[str] | None = None) -> int:
             cfg = resolve(args.profile, **_params(args.params))
             rows = run_grid(cfg, [p.strip() for p in args.protocols.split(",") if p.strip()], shard=_shard(args.shard))
             print(f"{len(rows)} result rows under {cfg.results_dir}")
-    except ConfigError as exc:
+        elif args.cmd == "weights":
+            from .models import converters, fetch
+
+            if args.wcmd == "fetch":
+                from .models.registry import available
+
+                fetch.fetch(args.names or available("paper"), args.weights_dir)
+            elif args.wcmd == "convert":
+                print(converters.convert(args.name, args.source, args.weights_dir))
+            else:
+                print(fetch.status(args.weights_dir).to_string(index=False))
+        elif args.cmd == "minizoo":
+            from .models.minizoo import train
+
+            train.main(args.args)
+    except (ConfigError, ModelError) as exc:
         print(f"medssl: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,7 +3,12 @@
 Layout of one entry, ``cache_dir/features/<key>/``:
   ``features.npy`` (N, D) float32 in the dataset's id order, ``ids.json``, ``meta.json`` (written last:
   an entry without it is incomplete). While running, rows go into ``features.partial.npy`` and the
-  count of finished rows into ``progress.json``; a killed run resumes from there.
+  count of finished rows into ``progress.json`` (written atomically, only after the rows it counts were
+  flushed); a killed run resumes from there. Rows past the recorded count are never trusted.
+
+Why a cache: the authors' few-shot code ran the backbone on every episode's 70-175 images, 600 times
+per (model, dataset); extracting each image once and indexing the rows is the same computation
+(eval-mode BatchNorm makes a row independent of its batch) at a fraction of the cost.
 """
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data.base import ImageDataset
+from .data.base import ArrayImageDataset, ImageDataset
+from .models.preprocessing import Preprocess
 from .models.registry import Backbone
 from .storage import atomic_write_text
 
@@ -39,6 +46,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def cache_key(backbone: Backbone, dataset: ImageDataset, manifest_hash: str) -> str:
+    """Everything that changes a feature row enters the key: weights, preprocessing, pixels, id set."""
     parts = {
         "v": FEATURE_CACHE_VERSION, "model": backbone.name, "arch": backbone.spec.arch,
         "weights": backbone.weights_hash, "preprocess": backbone.preprocess.key,
@@ -56,6 +64,9 @@ class FeatureSet:
 
     def rows(self, ids: list[str]) -> np.ndarray:
         pos = {i: k for k, i in enumerate(self.ids)}
+        missing = [i for i in ids if i not in pos]
+        if missing:
+            raise FeatureError(f"feature set {self.key}: {len(missing)} id(s) not in the cache, e.g. {missing[:3]}")
         return self.features[[pos[i] for i in ids]]
 
 
@@ -70,62 +81,124 @@ class _Preprocessed(Dataset):
         return self.preprocess(self.ds.image(self.start + i))
 
 
+def _array_fast_path(dataset: ImageDataset, preprocess) -> bool:
+    """True when whole uint8 batches can be preprocessed at once with bit-identical results.
+
+    Holds for in-memory arrays already at the model's input side: the bicubic resize and centre crop
+    are then identities, leaving /255 and the model's normalisation (checked in tests/test_features.py).
+    Subclasses that override ``image`` (e.g. to add effects) keep the per-image path.
+    """
+    if not isinstance(dataset, ArrayImageDataset) or type(dataset).image is not ArrayImageDataset.image:
+        return False
+    if type(preprocess) is not Preprocess:
+        return False
+    _, h, w, _ = dataset.images.shape
+    return dataset.images.dtype == np.uint8 and h == w == preprocess.size and preprocess.resize in (None, preprocess.size)
+
+
+def _batches(dataset: ImageDataset, preprocess, start: int, batch_size: int, num_workers: int,
+             pin: bool) -> Iterator[torch.Tensor]:
+    if _array_fast_path(dataset, preprocess):
+        images = dataset.images
+        for s in range(start, len(dataset), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).permute(0, 3, 1, 2)
+            yield preprocess.normalise(x.float().div_(255))
+        return
+    loader = DataLoader(_Preprocessed(dataset, preprocess, start), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=pin)
+    yield from loader
+
+
+def _open_partial(partial: Path, prog_path: Path, n: int, d: int, key: str) -> tuple[np.ndarray, int]:
+    """The partial array and how many rows of it are trusted; a fresh one if anything does not fit."""
+    if partial.is_file() and prog_path.is_file():
+        try:
+            prog = json.loads(prog_path.read_text())
+            out = np.load(partial, mmap_mode="r+")
+            done = int(prog.get("done", 0))
+            if out.shape == (n, d) and out.dtype == np.float32 and prog.get("key", key) == key and 0 <= done <= n:
+                return out, done
+            del out
+        except (ValueError, OSError, json.JSONDecodeError):
+            pass   # a run killed while creating the file: start again
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, d))
+    atomic_write_text(prog_path, json.dumps({"done": 0, "key": key}))
+    return out, 0
+
+
+def _complete(entry: Path, key: str) -> bool:
+    meta_path, final = entry / "meta.json", entry / "features.npy"
+    if not (meta_path.is_file() and final.is_file() and (entry / "ids.json").is_file()):
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+        shape = np.load(final, mmap_mode="r").shape
+    except (ValueError, OSError, json.JSONDecodeError):
+        return False
+    return meta.get("key") == key and shape == (meta.get("n"), meta.get("dim"))
+
+
 def extract(backbone: Backbone, dataset: ImageDataset, cache_dir: str | Path, manifest_hash: str, *,
             device: str | torch.device = "auto", batch_size: int = 64, num_workers: int = 0,
             amp: bool = True, progress: bool = True, checkpoint_every: int = 8) -> FeatureSet:
     """Return the cached features of ``dataset`` under ``backbone``, extracting what is missing.
 
-    Eval mode and no grad always; channels_last; bf16/fp16 autocast only on a GPU when ``amp``.
+    Eval mode (BatchNorm uses its running statistics, so a row does not depend on its batch) and no
+    grad always; the module's previous train/eval mode is restored afterwards. channels_last (faster
+    on CPU and GPU); fp16 autocast only on a GPU when ``amp``. In-memory uint8 arrays already at the
+    input side are preprocessed a whole batch at a time (identical values, far less overhead).
+    ``checkpoint_every`` batches the progress is made durable; a killed run redoes at most that many.
     """
+    if batch_size < 1 or checkpoint_every < 1:
+        raise FeatureError(f"batch_size and checkpoint_every must be >= 1 (got {batch_size}, {checkpoint_every})")
     key = cache_key(backbone, dataset, manifest_hash)
     entry = Path(cache_dir) / "features" / key
-    final, meta_path = entry / "features.npy", entry / "meta.json"
-    if meta_path.is_file() and final.is_file():
+    if _complete(entry, key):
         return _open(entry, key)
     entry.mkdir(parents=True, exist_ok=True)
     n, d = len(dataset), backbone.feature_dim
     partial, prog_path = entry / "features.partial.npy", entry / "progress.json"
-    done = 0
-    if partial.is_file() and prog_path.is_file():
-        done = int(json.loads(prog_path.read_text()).get("done", 0))
-        out = np.load(partial, mmap_mode="r+")
-        if out.shape != (n, d):
-            done, out = 0, None
-    else:
-        out = None
-    if out is None:
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, d))
-        atomic_write_text(prog_path, json.dumps({"done": 0}))
+    out, done = _open_partial(partial, prog_path, n, d, key)
     dev = resolve_device(device)
-    model = backbone.module.to(dev).eval().to(memory_format=torch.channels_last)
-    loader = DataLoader(_Preprocessed(dataset, backbone.preprocess, done), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers, pin_memory=dev.type == "cuda")
+    model = backbone.module
+    was_training = model.training
+    model = model.to(dev).eval().to(memory_format=torch.channels_last)
     autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if (amp and dev.type == "cuda") else nullcontext()
     bar = _progress(total=n, initial=done, desc=f"features {backbone.name} / {dataset.name}", enabled=progress)
     pos = done
-    with torch.inference_mode(), autocast:
-        for b, x in enumerate(loader):
-            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            f = model(x).float().cpu().numpy()
-            if not np.isfinite(f).all():
-                raise FeatureError(f"{backbone.name} on {dataset.name}: non-finite features in rows {pos}..{pos + len(f) - 1}")
-            out[pos:pos + len(f)] = f
-            pos += len(f)
-            bar.update(len(f))
-            if (b + 1) % checkpoint_every == 0:
-                out.flush()
-                atomic_write_text(prog_path, json.dumps({"done": pos}))
-    bar.close()
+    try:
+        with torch.inference_mode(), autocast:
+            batches = _batches(dataset, backbone.preprocess, done, batch_size, num_workers, dev.type == "cuda")
+            for b, x in enumerate(batches):
+                x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                f = model(x).float().cpu().numpy()
+                if f.shape != (len(x), d):
+                    raise FeatureError(f"{backbone.name}: forward gave features of shape {f.shape}; expected "
+                                       f"({len(x)}, {d}) (feature_dim in the model registry)")
+                if not np.isfinite(f).all():
+                    bad = pos + int(np.flatnonzero(~np.isfinite(f).all(axis=1))[0])
+                    raise FeatureError(f"{backbone.name} on {dataset.name}: non-finite (NaN/inf) features, first at "
+                                       f"row {bad} (id {dataset.ids[bad]!r}); check the weights and the input "
+                                       "preprocessing. Nothing was cached for these rows.")
+                out[pos:pos + len(f)] = f
+                pos += len(f)
+                bar.update(len(f))
+                if (b + 1) % checkpoint_every == 0:
+                    out.flush()
+                    atomic_write_text(prog_path, json.dumps({"done": pos, "key": key}))
+    finally:
+        bar.close()
+        model.train(was_training)
     out.flush()
     del out
     if pos != n:
         raise FeatureError(f"{backbone.name} on {dataset.name}: extracted {pos} of {n} rows")
     atomic_write_text(entry / "ids.json", json.dumps(list(dataset.ids)))
-    os.replace(partial, final)
+    os.replace(partial, entry / "features.npy")
     meta = {"key": key, "model": backbone.name, "dataset": dataset.name, "n": n, "dim": d,
             "weights": backbone.weights_hash, "preprocess": backbone.preprocess.key,
             "manifest": manifest_hash, "fingerprint": dataset.fingerprint, "version": FEATURE_CACHE_VERSION}
-    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    atomic_write_text(entry / "meta.json", json.dumps(meta, indent=1))
     prog_path.unlink(missing_ok=True)
     return _open(entry, key)
 

@@ -16,7 +16,8 @@ import nbformat
 from .config import load_profile, profile_path, project_root, resolve
 from .storage import atomic_path
 
-NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode")
+NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode",
+             "datasets", "models", "methods")
 
 
 def package_digest() -> str:
@@ -60,6 +61,9 @@ def run_notebooks(profile: str, out_dir: str | Path, *, names: Iterable[str] | N
     if not out_dir.is_absolute():
         out_dir = root / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    def rel(p: Path) -> Path:
+        return p.relative_to(root) if p.is_relative_to(root) else p
+
     done = []
     for name in names or NOTEBOOKS:
         src = src_dir / f"{name}.ipynb"
@@ -68,10 +72,10 @@ def run_notebooks(profile: str, out_dir: str | Path, *, names: Iterable[str] | N
         out = out_dir / f"{name}{suffix}.ipynb"
         st = stamp(src, profile, params)
         if not force and _current_stamp(out) == st:
-            log(f"{out.relative_to(root)}: up to date (stamp {st})")
+            log(f"{rel(out)}: up to date (stamp {st})")
             done.append(out)
             continue
-        log(f"executing {src.relative_to(root)} -> {out.relative_to(root)} (profile {profile})")
+        log(f"executing {rel(src)} -> {rel(out)} (profile {profile})")
         injected = {**load_profile(profile), **params, "profile": profile}
         with atomic_path(out.with_suffix(".ipynb")) as tmp:
             pm.execute_notebook(str(src), str(tmp), parameters=injected, cwd=str(root), progress_bar=False,

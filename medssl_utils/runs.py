@@ -102,7 +102,10 @@ def episodes(cfg: Config, data: str) -> fewshot.Episodes:
     if path.is_file():
         with np.load(path) as z:
             return fewshot.Episodes(z["classes"], z["support"], z["query"])
-    ep = fewshot.sample_episodes(ds.labels, n_way=ways, n_episodes=cfg.n_episodes, seed=cfg.seed)
+    try:
+        ep = fewshot.sample_episodes(ds.labels, n_way=ways, n_episodes=cfg.n_episodes, seed=cfg.seed)
+    except fewshot.FewShotError as exc:
+        raise fewshot.FewShotError(f"dataset {data!r}: {exc}") from None
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **ep.to_npz())
@@ -128,7 +131,83 @@ def run_fewshot_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
     return [row], {"episode_accuracy": acc}
 
 
-PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit}
+def _split_rows(cfg: Config, data: str, fs: feat.FeatureSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    man, _ = manifest(cfg, data)
+    out = {}
+    for split in ("train", "val", "test"):
+        part = man[man.split == split]
+        out[split] = (np.asarray(fs.rows(list(part.id))), part.label.to_numpy())
+    return out
+
+
+def _metric_rows(cfg: Config, unit: Unit, key: str, metric: str, y_true: np.ndarray, y_pred: np.ndarray,
+                 proba: np.ndarray, extra: dict) -> list[dict]:
+    """Headline metric with a bootstrap 95% CI, plus accuracy and (binary tasks) AUC, all in percent."""
+    from . import stats
+
+    base = _base_row(cfg, unit, key)
+    rows = []
+    metrics = [metric] + (["accuracy"] if metric != "accuracy" else [])
+    for m in metrics:
+        ci = stats.bootstrap_ci(y_true=y_true, y_pred=y_pred, metric=m, seed=cfg.seed)
+        rows.append(base | {"metric": m, "value": 100 * ci.estimate, "ci_low": 100 * ci.low,
+                            "ci_high": 100 * ci.high, "n": len(y_true), "extra": json.dumps(extra)})
+    if proba.shape[1] == 2 and len(np.unique(y_true)) == 2:
+        ci = stats.bootstrap_ci(y_true=y_true, y_score=proba[:, 1], metric="auc", seed=cfg.seed)
+        rows.append(base | {"metric": "auc", "value": 100 * ci.estimate, "ci_low": 100 * ci.low,
+                            "ci_high": 100 * ci.high, "n": len(y_true), "extra": json.dumps(extra)})
+    return rows
+
+
+def run_linear_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
+    from .protocols.linear import linear_probe
+
+    fs = features(cfg, unit.model, unit.dataset)
+    sp = _split_rows(cfg, unit.dataset, fs)
+    metric = dataset_spec(unit.dataset).metric
+    switches = cfg.options.get("linear", {})
+    res = linear_probe(*sp["train"], *sp["val"], *sp["test"], metric=metric, **switches)
+    rows = _metric_rows(cfg, unit, fs.key, metric, sp["test"][1], res.test_pred, res.test_proba, res.summary())
+    return rows, {"test_correct": res.test_correct.astype(np.uint8)}
+
+
+class _Tensors:
+    """(preprocessed tensor, label) pairs of one split, for finetuning."""
+
+    def __init__(self, ds: ImageDataset, index: np.ndarray, preprocess):
+        self.ds, self.index, self.preprocess = ds, index, preprocess
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        j = int(self.index[i])
+        return self.preprocess(self.ds.image(j)), int(self.ds.labels[j])
+
+
+def run_finetune_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
+    from .models.architectures import finetune_batch_size
+    from .protocols.finetune import finetune
+
+    ds = dataset(cfg, unit.dataset)
+    man, mh = manifest(cfg, unit.dataset)
+    bb = backbone(cfg, unit.model)
+    pos = {i: k for k, i in enumerate(ds.ids)}
+    splits = {s: _Tensors(ds, np.array([pos[i] for i in man.id[man.split == s]]), bb.preprocess)
+              for s in ("train", "val", "test")}
+    spec = dataset_spec(unit.dataset)
+    switches = cfg.options.get("finetune", {})
+    res = finetune(bb.module, bb.feature_dim, len(ds.classes), splits["train"], splits["val"], splits["test"],
+                   max_steps=cfg.finetune_max_steps, eval_every=cfg.finetune_eval_every,
+                   batch_size=finetune_batch_size(bb.spec.arch), metric=spec.metric, device=cfg.device,
+                   seed=cfg.seed, progress=False, **switches)
+    key = feat.cache_key(bb, ds, mh)
+    rows = _metric_rows(cfg, unit, key, spec.metric, res.test_labels, res.test_pred, res.test_proba, res.summary())
+    hist = res.history_frame().to_numpy(dtype=np.float64)
+    return rows, {"test_correct": res.test_correct.astype(np.uint8), "history": hist}
+
+
+PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit, "linear": run_linear_unit, "finetune": run_finetune_unit}
 
 
 def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: Iterable[str] | None = None,

@@ -33,6 +33,14 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+# Paper section 4.3.2: batch 64 for finetuning, 16 for DenseNet-121 (GPU memory).
+FINETUNE_BATCH_SIZE = {"densenet121": 16}
+
+
+def finetune_batch_size(arch: str) -> int:
+    return FINETUNE_BATCH_SIZE.get(arch, 64)
+
+
 def register_architecture(name: str, builder: Callable[[], nn.Module]) -> None:
     ARCHITECTURES[name] = builder
 

@@ -1,20 +1,44 @@
-"""Finding and loading a model's canonical (converted, headless) weights.
+"""Finding and loading checkpoints without ever running code stored in them.
 
-The canonical form is a plain state dict saved as ``weights_dir/<name>.pt`` by the converters;
-``load_canonical`` reads it safely (``weights_only=True``) and returns it with its short hash.
+The canonical form is a plain state dict saved as ``weights_dir/<name>.pt`` by ``converters.convert``;
+``load_canonical`` reads it with ``weights_only=True`` and returns it with its short hash.
+
+Original checkpoints come in two kinds of file:
+
+* PyTorch files (``torch.save``): read by ``safe_load`` with ``weights_only=True``. A layout whose files
+  hold harmless metadata classes (an argparse ``Namespace``, a Lightning ``AttributeDict``) passes an
+  explicit allow-list; every other global is refused, naming the file and the global.
+* Plain pickles of numpy arrays (the BYOL Haiku checkpoint): read by ``load_array_pickle``, a restricted
+  unpickler that rebuilds only builtin containers and numpy arrays. Container classes of the JAX stack
+  (``byol.``, ``haiku.``, ``optax.``, ``jax.``) become inert ``PickledRecord`` objects: their modules are
+  never imported and nothing from the file is ever called. Any other global is refused.
 """
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..storage import sha256_file
+from .registry import ModelError
 
 if TYPE_CHECKING:
     from .registry import ModelSpec
+
+
+class UnsafeCheckpointError(ModelError):
+    """The file would import or call something outside the allow-list: it is refused, nothing runs."""
+
+    globals: list[str] = []  # the refused dotted names, when known
+
+
+class CorruptCheckpointError(ModelError):
+    """The file is empty, truncated or not a checkpoint at all."""
 
 
 def canonical_path(spec: "ModelSpec", weights_dir: str | Path | None) -> Path | None:
@@ -25,26 +49,174 @@ def canonical_path(spec: "ModelSpec", weights_dir: str | Path | None) -> Path | 
     return Path(weights_dir) / f"{spec.name}.pt"
 
 
-def safe_load(path: Path) -> dict:
-    """``torch.load`` restricted to tensors and plain containers; a pickle that would run code is refused."""
-    from .registry import ModelError
-
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise ModelError(f"missing checkpoint file: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot load {path} safely (weights_only=True): {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}. Truncated files and pickles that "
-                         "would run code are refused.") from exc
+    if path.stat().st_size == 0:
+        raise CorruptCheckpointError(f"checkpoint file {path} is empty (0 bytes); download it again")
 
+
+def safe_load(path: str | Path, *, allow: Iterable[Any] = ()) -> Any:
+    """``torch.load(weights_only=True)``; ``allow`` names the extra harmless globals a format needs.
+
+    Items of ``allow`` are classes/functions or ``(stand_in, "dotted.name")`` pairs, as
+    ``torch.serialization.safe_globals`` takes them.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
+        if names:
+            err = UnsafeCheckpointError(
+                f"refusing to load {path}: unpickling it would import or call {', '.join(names)}, which is "
+                "not on the allow-list for this checkpoint format (a pickle that runs code is never loaded). "
+                "Check that the file is the expected original checkpoint.")
+            err.globals = names
+            raise err from None
+        raise CorruptCheckpointError(f"cannot read {path}: {_torch_reason(exc)}; the file is truncated, not "
+                                     "a PyTorch checkpoint, or holds objects this format's allow-list does not "
+                                     "cover") from None
+    except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError/... for damaged files
+        raise CorruptCheckpointError(f"cannot read {path} ({path.stat().st_size} bytes): "
+                                     f"{type(exc).__name__}: {_first_line(exc)}. The file is truncated or "
+                                     "not a PyTorch checkpoint; download it again.") from None
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """The informative lines of torch's weights-only error, without its generic advice."""
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(skip)]
+    return " ".join(lines) or type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+# --- plain pickles of numpy arrays -----------------------------------------------------------------
+
+class PickledRecord:
+    """An inert stand-in for an object of an allow-listed foreign class (never imported, never called).
+
+    ``args`` are the constructor arguments the pickle gave, ``state`` what it would have set.
+    """
+
+    qualname = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "PickledRecord":
+        obj = super().__new__(cls)
+        obj.args, obj.kwargs, obj.state = args, kwargs, None
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"PickledRecord({self.qualname}, {len(self.args)} args)"
+
+
+def _record_class(qualname: str) -> type:
+    return type("PickledRecord", (PickledRecord,), {"qualname": qualname})
+
+
+def _numpy_globals() -> dict[str, Any]:
+    from numpy._core import multiarray
+
+    safe = {"_reconstruct": multiarray._reconstruct, "scalar": multiarray.scalar,
+            "ndarray": np.ndarray, "dtype": np.dtype}
+    out = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy"):
+        for name, obj in safe.items():
+            out[f"{mod}.{name}"] = obj
+    from numpy._core import numeric
+
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol >= 4 arrays
+        out[f"{mod}._frombuffer"] = numeric._frombuffer
+    out["numpy.array"] = np.array
+    out["numpy.asarray"] = np.asarray
+    return out
+
+
+_SAFE_BUILTINS = {f"{m}.{t.__name__}": t for m in ("builtins", "__builtin__")
+                  for t in (dict, list, tuple, set, frozenset, bytes, bytearray, str, int, float, complex,
+                            bool, slice)}
+_SAFE_BUILTINS["collections.OrderedDict"] = __import__("collections").OrderedDict
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol-2 pickles written by Python 3 spell ``bytes`` as ``_codecs.encode(str, 'latin1')``."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
+_SAFE_BUILTINS["_codecs.encode"] = _latin1_bytes
+# dtype classes numpy >= 1.25 pickles by name, e.g. numpy.dtypes.Float32DType
+_DTYPES_PREFIX = "numpy.dtypes."
+# Container classes of the JAX stack that the BYOL checkpoint is built from: read as inert records.
+RECORD_PREFIXES = ("byol.", "haiku.", "optax.", "jax.", "jaxlib.")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: Path):
+        super().__init__(file)
+        self.path = path
+        self.allowed = {**_SAFE_BUILTINS, **_numpy_globals()}
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full in self.allowed:
+            return self.allowed[full]
+        if full.startswith(_DTYPES_PREFIX) and name.endswith("DType"):
+            import numpy.dtypes
+
+            obj = getattr(numpy.dtypes, name, None)
+            if isinstance(obj, type) and issubclass(obj, np.dtype):
+                return obj
+        if full.startswith(RECORD_PREFIXES):
+            return _record_class(full)
+        raise UnsafeCheckpointError(
+            f"refusing to load {self.path}: the pickle would import or call {full}; only builtin containers, "
+            f"numpy arrays and inert records of {', '.join(p.rstrip('.') for p in RECORD_PREFIXES)} classes "
+            "are accepted (a pickle that runs code is never loaded)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeCheckpointError(f"refusing to load {self.path}: it uses pickle persistent ids "
+                                    "(a torch.save file?), not a plain pickle of numpy arrays")
+
+
+def load_array_pickle(path: str | Path) -> Any:
+    """Read a plain pickle of containers and numpy arrays; refuse anything that would run code."""
+    path = Path(path)
+    _check_file(path)
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"PK":
+        raise CorruptCheckpointError(f"{path} is a zip archive (a torch.save file?), not a plain pickle of numpy "
+                                     "arrays; is this the checkpoint of another model?")
+    try:
+        with open(path, "rb") as f:
+            return _ArrayUnpickler(f, path).load()
+    except ModelError:
+        raise
+    except Exception as exc:  # EOFError, UnpicklingError, ValueError... for damaged files
+        raise CorruptCheckpointError(f"cannot read {path} ({path.stat().st_size} bytes) as a pickle: "
+                                     f"{type(exc).__name__}: {_first_line(exc)}. The file is truncated or "
+                                     "not a pickle; download it again.") from None
+
+
+# --- canonical weights ----------------------------------------------------------------------------
 
 def load_canonical(spec: "ModelSpec", weights_dir: str | Path | None, module: nn.Module) -> tuple[dict | None, str]:
     """Return (state dict or None for a random-init model, weights hash)."""
-    from .registry import ModelError
-
-    if spec.family == "random":
+    if "init_seed" in spec.extra:  # random-init models (baselines, tests) carry their init seed
         seed = int(spec.extra.get("init_seed", 0))
         torch.manual_seed(seed)
         for m in module.modules():
@@ -57,5 +229,8 @@ def load_canonical(spec: "ModelSpec", weights_dir: str | Path | None, module: nn
                          f"run `medssl weights fetch {spec.name}` (needs the internet) or "
                          f"`medssl weights convert {spec.name} --source FILE`")
     state = safe_load(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"model {spec.name!r}: {path} is not a canonical state dict (name -> tensor); "
+                         "convert the original checkpoint with `medssl weights convert`")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, sha256_file(path)[:16]

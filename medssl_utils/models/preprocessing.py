@@ -21,9 +21,13 @@ CXR_STD = (0.085585, 0.085585, 0.085585)
 
 
 def histogram_equalise(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
-    """Histogram equalisation of the whole tensor to the range 0-255, as CovidPrognosis's HistogramNormalize."""
-    flat = x.flatten().numpy()
-    hist, edges = np.histogram(flat, bins=bins, range=(0.0, 1.0))
+    """Histogram equalisation of the whole tensor to the range 0-255, as CovidPrognosis's HistogramNormalize.
+
+    As there, the histogram spans the tensor's own min..max (``np.histogram`` default range) and all
+    channels are equalised jointly; the output is NOT rescaled to [0, 1] (MIMIC-CheXpert was trained on 0-255).
+    """
+    flat = x.detach().cpu().flatten().numpy().astype(np.float64)
+    hist, edges = np.histogram(flat, bins=bins)
     cdf = hist.cumsum().astype(np.float64)
     cdf = 255.0 * cdf / cdf[-1]
     out = np.interp(flat, edges[:-1], cdf)
@@ -32,13 +36,14 @@ def histogram_equalise(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Preprocess:
-    kind: str                      # "imagenet" | "none" | "histeq" | "cxr"
+    kind: str                      # "imagenet" | "none" ([0, 1]) | "histeq" (0-255) | "cxr"
     size: int                      # output side
     resize: int | None = None      # shorter side before the centre crop (default: = size)
 
     @property
     def key(self) -> str:
-        return f"{self.kind}-resize{self.resize or self.size}-crop{self.size}-bicubic"
+        kind = "histeq-datarange" if self.kind == "histeq" else self.kind  # v2: bins span the image's range
+        return f"{kind}-resize{self.resize or self.size}-crop{self.size}-bicubic"
 
     def to_unit(self, img: Image.Image) -> torch.Tensor:
         """Resize (bicubic, shorter side), centre-crop and scale to [0, 1]: no normalisation."""
@@ -67,7 +72,8 @@ PREPROCESSING = ("imagenet", "none", "histeq", "cxr")
 
 
 def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, resize: int | None = None) -> Preprocess:
-    """``normalisation`` overrides the model's own (e.g. 'cxr' for MoCo-CXR as a sensitivity check)."""
+    """``normalisation`` overrides the model's own: e.g. 'cxr' gives MoCo-CXR the statistics it was
+    pretrained with, where the authors (default) fed it ImageNet-normalised input."""
     kind = normalisation or kind
     if kind not in PREPROCESSING:
         from .registry import ModelError

@@ -1,0 +1,121 @@
+"""Finetune protocol (medssl_utils.protocols.finetune): learning, determinism, early stopping, restore."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from medssl_utils.models.architectures import build_headless
+from medssl_utils.protocols import finetune as ft
+from medssl_utils.protocols.finetune import FinetuneError, finetune, random_resized_crop_flip
+
+torch.set_num_threads(1)
+SIZE = 16
+
+
+def small_cnn(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def _data(n, seed, size=SIZE):
+    """Class 1 images are brighter: learnable in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5 + (y.float() * 1.5 - 0.75).view(-1, 1, 1, 1)
+    return TensorDataset(x, y)
+
+
+def _run(module=None, **kw):
+    args = dict(max_steps=60, batch_size=16, eval_every=20, progress=False, device="cpu")
+    args.update(kw)
+    return finetune(module if module is not None else small_cnn(), 8, 2, _data(96, 1), _data(32, 2),
+                    _data(40, 3), **args)
+
+
+def test_learns_a_learnable_task():
+    res = _run()
+    assert res.test_accuracy > 0.9 and res.test_metric == res.test_accuracy
+    assert res.test_proba.shape == (40, 2) and np.allclose(res.test_proba.sum(1), 1, atol=1e-5)
+    assert res.test_correct.sum() == round(res.test_accuracy * 40)
+    hist = res.history_frame()
+    assert list(hist["step"]) == [20, 40, 60] and list(hist.columns) == ["step", "train_loss", "val_metric"]
+    assert np.isfinite(hist["train_loss"]).all() and hist["val_metric"].between(0, 1).all()
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    assert res.steps == 60 and not res.stopped_early
+
+
+def test_deterministic_for_a_seed_and_caller_module_untouched():
+    module = small_cnn()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    a, b = _run(module, seed=3), _run(module, seed=3)
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.test_proba, b.test_proba)
+    c = _run(module, seed=4)
+    assert [h["train_loss"] for h in c.history] != [h["train_loss"] for h in a.history]
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+class _ScriptedVal:
+    """Replaces the metric for the first len(values) calls (the val checks), then the real one (test)."""
+    def __init__(self, values):
+        self.values, self.real = list(values), ft.score
+
+    def __call__(self, metric, y_true, y_pred):
+        return self.values.pop(0) if self.values else self.real(metric, y_true, y_pred)
+
+
+def test_early_stopping_patience_and_ties(monkeypatch):
+    # check 1: 0.5, 2: 0.6 (best), 3: 0.55, 4: 0.6 (a tie resets the count and becomes the best), 5-7 lower
+    monkeypatch.setattr(ft, "score", _ScriptedVal([0.5, 0.6, 0.55, 0.6, 0.5, 0.58, 0.59, 0.9]))
+    res = _run(max_steps=400, eval_every=10, patience=3)
+    assert res.stopped_early and res.steps == 70
+    assert res.best_step == 40 and res.best_val == 0.6
+    assert [h["step"] for h in res.history] == [10, 20, 30, 40, 50, 60, 70]
+
+
+def test_restore_best_loads_the_best_checkpoint(monkeypatch):
+    scripted = [0.5, 0.9, 0.4, 0.4, 0.4]                      # best at step 20 of 10-step checks; stop at 50
+    monkeypatch.setattr(ft, "score", _ScriptedVal(scripted))
+    restored = _run(max_steps=400, eval_every=10, patience=3, restore_best=True)
+    monkeypatch.setattr(ft, "score", _ScriptedVal(scripted))
+    code = _run(max_steps=400, eval_every=10, patience=3, restore_best=False)
+    monkeypatch.setattr(ft, "score", _ScriptedVal(scripted[:2]))
+    upto_best = _run(max_steps=20, eval_every=10)            # same seed: same trajectory, stopped at the best
+    assert restored.restored_best and not code.restored_best
+    assert restored.steps == code.steps == 50 and restored.best_step == 20
+    np.testing.assert_allclose(restored.test_proba, upto_best.test_proba, atol=1e-6)
+    assert not np.allclose(code.test_proba, upto_best.test_proba, atol=1e-4)   # the authors' code: last weights
+
+
+def test_augmentation_is_seeded_and_shape_preserving():
+    x = torch.randn(6, 3, 20, 20)
+    a = random_resized_crop_flip(x, torch.Generator().manual_seed(0))
+    b = random_resized_crop_flip(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, random_resized_crop_flip(x, torch.Generator().manual_seed(1)))
+    # the whole image at ratio 1 is only (maybe) flipped: the resample is an identity
+    whole = random_resized_crop_flip(x, torch.Generator().manual_seed(2), scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    for i in range(6):
+        assert torch.allclose(whole[i], x[i], atol=1e-5) or torch.allclose(whole[i], x[i].flip(-1), atol=1e-5)
+
+
+def test_real_resnet18_backbone_runs_on_cpu():
+    torch.manual_seed(0)
+    res = finetune(build_headless("resnet18"), 512, 2, _data(32, 1, 32), _data(16, 2, 32), _data(16, 3, 32),
+                   max_steps=4, batch_size=8, eval_every=2, progress=False, device="cpu", augment=None)
+    assert res.steps == 4 and len(res.history) == 2 and res.test_pred.shape == (16,)
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(FinetuneError, match="val dataset is empty"):
+        finetune(small_cnn(), 8, 2, _data(16, 1), _data(0, 2), _data(8, 3), progress=False)
+    with pytest.raises(FinetuneError, match="unknown augment"):
+        _run(augment="mixup")
+    with pytest.raises(FinetuneError, match=r"labels must lie in 0..1"):
+        finetune(small_cnn(), 8, 2, TensorDataset(torch.randn(8, 3, 8, 8), torch.arange(8)), _data(4, 2),
+                 _data(4, 3), max_steps=2, progress=False)
+    with pytest.raises(FinetuneError, match="unknown metric"):
+        _run(metric="f1")

@@ -1,0 +1,99 @@
+"""Writes notebooks/datasets.ipynb (no outputs): the dataset registry, MedSynth examples and learnability."""
+from pathlib import Path
+
+import nbformat
+from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+
+cells = [
+    md("""
+# Datasets
+
+Every table on this page is read from the dataset registry (`medssl_utils.data.registry`) and the paper's
+Table 1 (`medssl_utils.reference.dataset_table()`); nothing is typed by hand. The paper (section 4.2) uses
+eight medical datasets. This project cannot ship them, so the default profile runs on **MedSynth**:
+procedurally generated, **synthetic** stand-ins that keep each dataset's classes and protocol role.
+"""),
+    parameters_cell(),
+    setup_cell(),
+    code("""
+from medssl_utils import pages
+""", tags=["remove-cell"]),
+    md("""
+## The paper's datasets
+
+Classes are those left after the paper's label conversion (section 4.2.2); Table 1 of the paper counts the
+images and the classes of the published release, before that conversion.
+"""),
+    code("""
+real = pages.real_dataset_table()
+pages.show(real.drop(columns=["URL", "Licence", "Label policy"]))
+""", tags=["hide-input"]),
+    md("### Label policies, sources and licences"),
+    code("""
+pages.show(real[["Dataset", "Label policy", "URL", "Licence"]])
+""", tags=["hide-input"]),
+    md("""
+### Native layouts and switches
+
+With the `paper` profile each dataset is read as its publisher ships it, from `data_root/<folder>/`; nothing
+is converted or copied. The switches are loader options, set per dataset through the notebooks' `options`
+parameter, e.g. `options={"datasets": {"ichallenge_pm": {"pm_grouping": "normal_vs_myopic"}}}`. The defaults
+follow the paper; the other values reproduce the authors' code (see the methods page, "Deviations").
+"""),
+    code("""
+pages.show(pages.real_layouts_table())
+""", tags=["hide-input"]),
+    md("The loaders' own documentation, as written in their modules:"),
+    code("""
+display(Markdown(pages.real_layouts_markdown()))
+""", tags=["hide-input"]),
+    md("""
+## MedSynth: the synthetic stand-ins
+
+Each MedSynth set plays the role of one real dataset (same classes, few-shot ways, many-shot protocols,
+metric and split rule); `medsynth-cxr-source` is the chest-X-ray pretraining pool of the mini-zoo's
+domain-specific recipes. Sizes are those this run generates (the profile's `dataset_scale`).
+"""),
+    code("""
+pages.show(pages.medsynth_table(cfg.dataset_scale, cfg.image_size))
+""", tags=["hide-input"]),
+    md("""
+### Examples per class
+
+The counterpart of the paper's Figure 1. **These images are synthetic**: drawn by the MedSynth generators,
+with no patient data; they imitate the label-relevant structure of each modality, not its appearance in detail.
+"""),
+    code("""
+fig = pages.medsynth_grid(per_class=3, image_size=cfg.image_size, seed=cfg.seed)
+""", tags=["hide-input"]),
+    md("""
+### Are the MedSynth labels learnable?
+
+A floor for every result on MedSynth: a logistic regression on the raw pixels, average-pooled to 16 x 16,
+fitted on the train and validation images of the run's split manifest and scored once on its held-out test
+images (the same split the protocols use), with a bootstrap 95% interval. Chance is the score of the best
+constant guess (the majority class share; 1/K for mean per-class accuracy).
+"""),
+    code("""
+learn = pages.learnability_table(cfg)
+pages.show(learn)
+""", tags=["hide-input"]),
+    code("""
+# NBVAL_CHECK_OUTPUT
+print(f"{int(learn['CI above chance'].sum())} of {len(learn)} sets above chance")
+""", tags=["remove-cell"]),
+    code("""
+glue("ds_n_above", f"{int(learn['CI above chance'].sum())}", display=False)
+glue("ds_n_sets", f"{len(learn)}", display=False)
+weakest = learn.loc[learn['Above chance (points)'].idxmin()]
+glue("ds_weakest", weakest['MedSynth set'], display=False)
+glue("ds_weakest_margin", f"{weakest['Above chance (points)']:.1f}", display=False)
+""", tags=["remove-cell"]),
+    md("""
+In this run the pixel baseline's 95% interval lies above chance on {glue:text}`ds_n_above` of
+{glue:text}`ds_n_sets` MedSynth sets; the smallest margin, {glue:text}`ds_weakest_margin` points, is on
+{glue:text}`ds_weakest`. A pretrained backbone that scores near this floor has learned little that raw pixels
+do not already give.
+"""),
+]
+nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "datasets.ipynb")

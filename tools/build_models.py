@@ -1,0 +1,84 @@
+"""Writes notebooks/models.ipynb (no outputs): the paper's checkpoints, weights status and the mini-zoo cards."""
+from pathlib import Path
+
+import nbformat
+from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+
+cells = [
+    md("""
+# Models
+
+Every table on this page is read from the model registry (`medssl_utils.models.registry`), the weights
+folder and the mini-zoo's manifest. The paper (section 4.1) evaluates 13 published checkpoints; the default
+profile runs the **mini-zoo** instead: small backbones this project pretrains itself with the same method
+families, on a synthetic natural-image corpus and on MedSynth chest X-rays.
+"""),
+    parameters_cell(),
+    setup_cell(),
+    code("""
+from medssl_utils import pages
+""", tags=["remove-cell"]),
+    md("""
+## The paper's 13 checkpoints
+
+Source URLs are where the authors' code fetched each model; the layout names the converter that turns the
+original file into a plain torchvision backbone (`medssl weights`). ImageNet top-1 is the value in the
+authors' results file, the one the paper correlates with.
+"""),
+    code("""
+zoo_paper = pages.paper_models_table()
+pages.show(zoo_paper.drop(columns=["Source URL(s)", "Original file"]))
+""", tags=["hide-input"]),
+    md("### Files and sources"),
+    code("""
+pages.show(zoo_paper[["Model", "Original file", "Source URL(s)"]])
+""", tags=["hide-input"]),
+    md("### Notes on conversion and preprocessing"),
+    code("""
+pages.show(pages.paper_model_notes())
+""", tags=["hide-input"]),
+    md("## Weights status"),
+    code("""
+status, note = pages.weights_status(cfg.weights_dir)
+display(Markdown(note))
+if status is not None:
+    display(pages.show(status))
+""", tags=["hide-input"]),
+    md("""
+## The mini-zoo
+
+One small ResNet-18-style backbone per recipe, several seeds each. Every model is scored by a linear probe on
+held-out images of its source task (the synthetic natural-image corpus, or the MedSynth chest-X-ray source
+for the domain recipes) beside the same probe on randomly initialised backbones: a recipe earns its place
+only if it beats random initialisation by more than the seed spread.
+"""),
+    code("""
+zoo = pages.read_minizoo()
+if zoo.note:
+    display(Markdown(f"**Note.** {zoo.note}"))
+pages.show(pages.minizoo_table(zoo))
+""", tags=["hide-input"]),
+    md("### Pretraining loss"),
+    code("""
+fig = pages.loss_curve_figure(zoo)
+if fig is None:
+    display(Markdown("No mini-zoo model has been trained yet, so there are no loss curves to show."))
+""", tags=["hide-input"]),
+    md("### Linear-probe accuracy per recipe"),
+    code("""
+fig = pages.probe_figure(zoo)
+if fig is None:
+    display(Markdown("No mini-zoo model has been trained yet, so there are no probe accuracies to show."))
+""", tags=["hide-input"]),
+    code("""
+cards = pages.minizoo_table(zoo)
+glue("mz_n_models", f"{len(zoo.models)}", display=False)
+glue("mz_n_recipes", f"{int((cards['Seeds built'] != 'not built yet').sum())}", display=False)
+glue("mz_n_total", f"{len(cards)}", display=False)
+""", tags=["remove-cell"]),
+    md("""
+This run found {glue:text}`mz_n_models` published mini-zoo models, covering {glue:text}`mz_n_recipes` of the
+{glue:text}`mz_n_total` recipes.
+"""),
+]
+nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "models.ipynb")
