@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -156,6 +156,29 @@ def extract(backbone: Backbone, dataset: ImageDataset, cache_dir: str | Path, ma
     if _complete(entry, key):
         return _open(entry, key)
     entry.mkdir(parents=True, exist_ok=True)
+    # Several workers (shards, notebooks) may need the same entry: one extracts, the others wait and reuse it.
+    with _entry_lock(entry):
+        if _complete(entry, key):
+            return _open(entry, key)
+        return _extract_locked(backbone, dataset, entry, key, manifest_hash, device=device, batch_size=batch_size,
+                               num_workers=num_workers, amp=amp, progress=progress, checkpoint_every=checkpoint_every)
+
+
+@contextmanager
+def _entry_lock(entry: Path):
+    import fcntl
+
+    with open(entry / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key: str, manifest_hash: str, *,
+                    device, batch_size: int, num_workers: int, amp: bool, progress: bool,
+                    checkpoint_every: int) -> FeatureSet:
     n, d = len(dataset), backbone.feature_dim
     partial, prog_path = entry / "features.partial.npy", entry / "progress.json"
     out, done = _open_partial(partial, prog_path, n, d, key)

@@ -17,7 +17,7 @@ from .config import load_profile, profile_path, project_root, resolve
 from .storage import atomic_path
 
 NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode",
-             "datasets", "models", "methods")
+             "reproduction", "datasets", "models", "methods")
 
 
 def package_digest() -> str:

@@ -450,3 +450,74 @@ def domain_specific_figure(this: pd.DataFrame, paper: pd.DataFrame, title: str =
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- source accuracy vs transfer (Figure A4)
+def transfer_scores(rows: pd.DataFrame, protocol: str = "fewshot") -> pd.DataFrame:
+    """Mean over datasets of each group's min-max scaled headline value."""
+    s = _headline(summarise(rows[rows.protocol == protocol]))
+    s = s.assign(scaled=minmax(s, "value", "dataset"))
+    return s.groupby(["group", "group_title", "family"], sort=False).scaled.mean().rename("transfer").reset_index()
+
+
+def source_scores(models) -> pd.DataFrame:
+    """Accuracy on the pretraining source task per group: the mini-zoo's linear probe on its natural-image
+    corpus (the stand-in for ImageNet top-1), or the authors' ImageNet top-1 for the paper's models."""
+    from .models.minizoo import read_manifest
+
+    man = read_manifest().get("models", {})
+    out = []
+    for m in models:
+        spec = model_spec(m)
+        if spec.profile == "paper":
+            acc = spec.imagenet_top1
+        else:
+            acc = (man.get(m, {}).get("probe") or {}).get("fractal")
+            acc = None if acc is None else 100 * acc
+        if acc is not None and spec.family in ("supervised", "self-supervised"):
+            out.append({"group": group_of(m), "source_acc": acc})
+    df = pd.DataFrame(out, columns=["group", "source_acc"])
+    return df.groupby("group", sort=False).source_acc.mean().reset_index()
+
+
+def paper_source_points(datasets: list[str]) -> pd.DataFrame:
+    """The paper's ImageNet models: authors' top-1 vs mean scaled few-shot accuracy over the datasets."""
+    from . import reference
+    from .models.registry import MODELS, available
+
+    available()
+    ref = reference.paper_rows()
+    ref = ref[(ref.protocol == "fewshot") & ref.dataset.isin({paper_dataset(d) for d in datasets})]
+    ref = ref.assign(scaled=minmax(ref, "value", "dataset"))
+    t = ref.groupby("model").scaled.mean()
+    rows = [{"group": m, "group_title": reference.MODEL_DISPLAY.get(m, m), "source_acc": MODELS[m].imagenet_top1,
+             "transfer": v} for m, v in t.items() if m in MODELS and MODELS[m].imagenet_top1 is not None]
+    return pd.DataFrame(rows)
+
+
+def source_points(rows: pd.DataFrame) -> pd.DataFrame:
+    pts = transfer_scores(rows).merge(source_scores(rows.model.unique()), on="group")
+    return pts[pts.family.isin(["supervised", "self-supervised"])]
+
+
+def scatter_figure(panels, *, xlabel: str, ylabel: str, title: str = ""):
+    """Side-by-side scatter plots with Pearson r and p overlaid; ``panels`` = [(label, x, y, names)]."""
+    import matplotlib.pyplot as plt
+
+    from .analysis.correlation import pearson
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for ax, (label, x, y, names) in zip(axes[0], panels):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        ax.scatter(x, y)
+        for xi, yi, n in zip(x, y, names):
+            ax.annotate(str(n), (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+            r, p = pearson(x, y)
+            ax.text(0.02, 0.95, f"r = {r:.2f}, p = {p:.3f}", transform=ax.transAxes, va="top", fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

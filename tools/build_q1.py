@@ -86,6 +86,20 @@ Few-shot accuracy of each self-supervised method, min-max scaled per dataset, as
 fig3 = report.scaled_box_figure(rows, report.paper_scaled_rows(list(cfg.datasets)),
                                 title="Figure 3: SSL methods, few-shot, scaled per dataset")
 """, tags=["hide-input"]),
+    md("""
+## Does accuracy on the pretraining source predict transfer? (Figure A4)
+
+The paper plots each ImageNet model's top-1 accuracy against its transfer performance and finds no clear
+relation. The mini-zoo has no ImageNet: the stand-in for top-1 is each recipe's linear-probe accuracy on its
+own natural-image source corpus (mean over seeds).
+"""),
+    code("""
+pts, ppts = report.source_points(rows), report.paper_source_points(list(cfg.datasets))
+fig_a4 = report.scatter_figure(
+    [("this run (x: source-corpus probe)", pts.source_acc, pts.transfer, pts.group_title),
+     ("paper (x: ImageNet top-1)", ppts.source_acc, ppts.transfer, ppts.group_title)],
+    xlabel="source accuracy (%)", ylabel="mean scaled few-shot accuracy", title="Figure A4")
+""", tags=["hide-input"]),
     code("""
 # NBVAL_CHECK_OUTPUT
 summary = report.summarise(rows)
