@@ -79,8 +79,8 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     values["profile"] = profile
     for key in ("models", "datasets", "analysis_models"):
         v = values.get(key)
-        if isinstance(v, str):
-            v = [s.strip() for s in v.split(",") if s.strip()]
+        if isinstance(v, str):  # from `papermill -p` (a string): a YAML list or comma-separated names
+            v = yaml.safe_load(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
         if not isinstance(v, (list, tuple)) or not v:
             raise ConfigError(f"parameter {key!r} must be a non-empty list of registry names, got {v!r}")
         values[key] = tuple(v)

@@ -9,13 +9,7 @@ from medssl_utils.analysis import (AnalysisError, features_of, fit_whitening, ho
 from medssl_utils.analysis.invariance import sample_rows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and leaves the shared cores to others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FlipSymmetric(nn.Module):

@@ -11,13 +11,7 @@ from medssl_utils.analysis import (AnalysisError, SkipGenerator, headline_metric
 from medssl_utils.analysis.reconstruction import LPIPS_TRUNKS, _build_lpips, noise_side
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and leaves the shared cores to others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(channels=(8, 8, 8), skip=2, filters=(3, 3, 3), noise_channels=8)

@@ -8,13 +8,7 @@ from medssl_utils.analysis import (AnalysisError, attentive_diffusion, occlusion
                                    scaled_patch)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and leaves the shared cores to others."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
