@@ -36,6 +36,7 @@ class Config:
     dataset_scale: float
     finetune_max_steps: int
     finetune_eval_every: int
+    finetune_models: tuple[str, ...]   # finetuning is the costly protocol: a subset of ``models``
     analysis_models: tuple[str, ...]
     dip_steps: int
     saliency_image_size: int
@@ -77,14 +78,16 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; expected some of {sorted(_FIELDS)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["profile"] = profile
-    for key in ("models", "datasets", "analysis_models"):
+    if not values.get("finetune_models"):
+        values["finetune_models"] = values.get("models")
+    for key in ("models", "datasets", "finetune_models", "analysis_models"):
         v = values.get(key)
         if isinstance(v, str):  # from `papermill -p` (a string): a YAML list or comma-separated names
             v = yaml.safe_load(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
         if not isinstance(v, (list, tuple)) or not v:
             raise ConfigError(f"parameter {key!r} must be a non-empty list of registry names, got {v!r}")
         values[key] = tuple(v)
-    for name in values["models"] + values["analysis_models"]:
+    for name in values["models"] + values["finetune_models"] + values["analysis_models"]:
         try:
             model_spec(name)
         except ModelError as exc:

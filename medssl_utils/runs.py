@@ -217,8 +217,10 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
     from tqdm.auto import tqdm
 
     store = ResultsStore(cfg.results_dir)
-    units = [Unit(p, m, d) for p in protocols for d in (datasets or cfg.datasets) for m in (models or cfg.models)
-             if p == "fewshot" or p in dataset_spec(d).manyshot]
+    chosen = list(models or cfg.models)
+    units = [Unit(p, m, d) for p in protocols for d in (datasets or cfg.datasets) for m in chosen
+             if (p == "fewshot" or p in dataset_spec(d).manyshot)
+             and (p != "finetune" or m in cfg.finetune_models)]
     todo = [u for u in my_units(units, shard) if not store.has(u.name(cfg))]
     for u in tqdm(todo, desc="units", disable=not progress or not todo):
         rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)

@@ -23,6 +23,7 @@ n_episodes: Optional[int] = None          # few-shot episodes (paper: 600); None
 dataset_scale: Optional[float] = None     # multiplier on MedSynth images per class; None: profile default
 finetune_max_steps: Optional[int] = None  # finetune step budget (paper: 5000); None: profile default
 finetune_eval_every: Optional[int] = None # steps between early-stopping checks (paper: 200); None: profile default
+finetune_models: Optional[list] = None  # models to finetune (the costly protocol); None: the profile's list
 dip_steps: Optional[int] = None           # deep-image-prior steps (authors: 3000); None: profile default
 saliency_image_size: Optional[int] = None # occlusion saliency input side (paper: 242); None: profile default
 invariance_images: Optional[int] = None   # images averaged for invariances (paper: 100); None: profile default

@@ -1,0 +1,150 @@
+"""The mini-zoo: published checkpoints load with their manifest hash, training is deterministic, and every
+pretrained recipe's probe beats random init by more than the seed spread (or the manifest says it does not)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medssl_utils.models import available, get_spec, load_backbone
+from medssl_utils.models.architectures import build_headless, feature_map
+from medssl_utils.models.minizoo import MANIFEST_PATH, read_manifest
+from medssl_utils.models.minizoo import corpus as C
+from medssl_utils.models.minizoo import recipes as R
+from medssl_utils.models.minizoo import train as T
+
+MANIFEST = read_manifest()
+PUBLISHED = sorted(MANIFEST.get("models", {}))
+
+
+def test_architecture_shapes_and_feature_map():
+    m = build_headless("mini_resnet18_w16").eval()
+    x = torch.randn(2, 3, 32, 32)
+    f, fm = m(x), feature_map(m, x)
+    assert f.shape == (2, 128) and fm.shape == (2, 128, 4, 4)
+    assert torch.allclose(f, fm.mean(dim=(2, 3)), atol=1e-5)
+    assert sum(p.numel() for p in m.parameters()) < 1_000_000
+
+
+def test_corpus_is_a_pure_function_of_its_seed():
+    a = C.make_corpus.__wrapped__(seed=3, n_classes=3, n_per_class=6, n_heldout=2)
+    b = C.make_corpus.__wrapped__(seed=3, n_classes=3, n_per_class=6, n_heldout=2)
+    c = C.make_corpus.__wrapped__(seed=4, n_classes=3, n_per_class=6, n_heldout=2)
+    assert a.images.shape == (18, 32, 32, 3) and a.images.dtype == np.uint8
+    assert np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
+    assert a.heldout.sum() == 6 and set(a.labels[a.heldout]) == {0, 1, 2}
+    # a class is a shape, not a colour: images of one class differ in colour but are not blank
+    assert (a.images.std(axis=(1, 2, 3)) > 5).all()
+    with pytest.raises(ValueError, match="n_heldout"):
+        C.make_corpus.__wrapped__(seed=0, n_classes=2, n_per_class=4, n_heldout=4)
+
+
+def test_augment_is_seeded_and_in_range():
+    x = torch.rand(4, 3, 32, 32)
+    outs = [R.augment(x, R.AUGS["ssl"], torch.Generator().manual_seed(1)) for _ in range(2)]
+    other = R.augment(x, R.AUGS["ssl"], torch.Generator().manual_seed(2))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], other)
+    assert outs[0].min() >= 0 and outs[0].max() <= 1
+    assert R.augment(x, R.AUGS["swav_low"], torch.Generator(), out_size=16).shape == (4, 3, 16, 16)
+
+
+class _TinySources(T.Sources):
+    """Random tiny 'corpus' and 'cxr' sets so every recipe's step runs in well under a second."""
+
+    def get(self, key):
+        g = torch.Generator().manual_seed(0 if key == "fractal" else 1)
+        x = torch.rand(24, 3, 32, 32, generator=g)
+        y = torch.arange(24) % 4
+        return x, y, x[:8], y[:8], 4, {"name": key}
+
+
+@pytest.mark.parametrize("recipe", sorted(R.RECIPES))
+def test_each_recipe_trains_deterministically_for_two_steps(recipe):
+    torch.set_num_threads(1)
+    rec = R.RECIPES[recipe]
+    init = build_headless("mini_resnet18_w16").state_dict() if rec.init_from else None
+    runs = [T.train_recipe(rec, 7, _TinySources(), init_state=init, steps=2, batch_size=8) for _ in range(2)]
+    (m0, c0), (m1, c1) = runs
+    assert c0 == c1 and all(len(c) == 2 and np.isfinite(c).all() for c in c0)
+    s0, s1 = m0.state_dict(), m1.state_dict()
+    assert all(torch.equal(s0[k], s1[k]) for k in s0)
+    fresh = build_headless("mini_resnet18_w16").state_dict()
+    assert any(not torch.equal(s0[k], fresh[k]) for k in s0 if s0[k].is_floating_point())  # it did train
+
+
+def test_names_parse_and_bad_names_fail_clearly():
+    assert R.parse_name("mini-simclr-s2") == ("simclr", 2)
+    for bad in ("mini-simclr", "mini-foo-s0", "simclr-s0", "mini-simclr-x1"):
+        with pytest.raises(ValueError, match="mini-<recipe>-s<seed>"):
+            R.parse_name(bad)
+
+
+def test_random_init_models_replace_the_placeholder():
+    names = available("mini")
+    assert "mini-random-r18" not in names
+    assert {"mini-random-s0", "mini-random-s1", "mini-random-s2"} <= set(names)
+    a, b = load_backbone("mini-random-s0"), load_backbone("mini-random-s1")
+    assert a.weights_hash != b.weights_hash and a.feature_dim == 128 and a.preprocess.size == 32
+
+
+def test_manifest_exists_and_is_within_size_budget():
+    assert MANIFEST_PATH.is_file(), "minizoo/manifest.json missing: run python -m medssl_utils.models.minizoo.train --all"
+    assert PUBLISHED, "the manifest lists no models"
+    total = sum(MANIFEST["models"][n]["bytes"] for n in PUBLISHED)
+    assert total <= 40 * 2 ** 20
+    assert set(MANIFEST["random_baseline"]) == {"mini-random-s0", "mini-random-s1", "mini-random-s2"}
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_every_published_model_loads_with_its_manifest_hash(name):
+    rec = MANIFEST["models"][name]
+    spec = get_spec(name)
+    assert spec.profile == "mini" and spec.extra["recipe"] == rec["recipe"]
+    assert spec.family == R.RECIPES[rec["recipe"]].family
+    bb = load_backbone(name)
+    assert bb.weights_hash == rec["sha256"][:16]
+    state = torch.load(spec.extra["packaged_weights"], map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    from PIL import Image
+
+    img = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    x = torch.stack([bb.preprocess(img), bb.preprocess(img.transpose(Image.FLIP_LEFT_RIGHT))])
+    with torch.no_grad():
+        f = bb.module(x)
+    assert f.shape == (2, 128) and torch.isfinite(f).all() and f.abs().sum() > 0
+    assert len(rec["loss_curve"]) == len(rec["stages"]) and all(10 <= len(c) <= 60 for c in rec["loss_curve"])
+
+
+def test_every_recipe_beats_random_init_by_more_than_the_seed_spread():
+    """Issue 8's acceptance. A failing recipe is not hidden: the manifest must record it as failing, and the
+    recomputed verdict must agree with the recorded one."""
+    recomputed = T.summarise(MANIFEST)
+    assert recomputed == MANIFEST["summary"]
+    recipes = {MANIFEST["models"][n]["recipe"] for n in PUBLISHED}
+    failing = []
+    for key in sorted(recipes):
+        row = recomputed[key]
+        src = row["source_task"]
+        assert row[src]["n"] >= 3, f"{key}: fewer than 3 seeds published"
+        verdict = row[src]["margin"] > row[src]["spread"]
+        assert verdict == row["passes"]
+        if not verdict:
+            failing.append(key)
+    for key in failing:  # recorded honestly, and reported as a warning so it is seen
+        import warnings
+
+        warnings.warn(f"mini-zoo recipe {key!r} does not beat random init by more than its seed spread "
+                      f"({recomputed[key]})")
+    assert set(failing) == {k for k in recipes if not MANIFEST["summary"][k]["passes"]}
+
+
+def test_rebuild_is_deterministic_and_publishes_float16(tmp_path):
+    """Same seed -> byte-identical checkpoint (tiny step count; the mococxr chain rebuilds its sup parent)."""
+    recs = [T.rebuild("mini-mococxr-s1", tmp_path / d, progress=False, sources=_TinySources(), steps=2,
+                      batch_size=8) for d in ("a", "b")]
+    assert recs[0]["sha256"] == recs[1]["sha256"]
+    assert recs[0]["init_from"]["name"] == "mini-sup-s1"
+    assert (tmp_path / "a" / "mini-sup-s1.pt").is_file() and recs[0]["overrides"]["steps"] == 2
+    state = torch.load(tmp_path / "a" / "mini-mococxr-s1.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert set(recs[0]["probe"]) == {"fractal", "cxr"}
