@@ -212,6 +212,7 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
     finally:
         bar.close()
         model.train(was_training)
+        model.to(memory_format=torch.contiguous_format)  # leave the shared backbone as it came
     out.flush()
     del out
     if pos != n:

@@ -32,6 +32,8 @@ class DatasetSpec:
     synthetic: bool = False        # True for MedSynth: never mistaken for the real data
     stands_for: str | None = None  # MedSynth: the real dataset whose role it plays
     multiview: bool = False        # has view pairs for the multi-view invariance
+    invariances: tuple[str, ...] = ()   # invariances the paper measured here (code notes s4.6): "rotation",
+                                       # "hflip", "hue", "multiview"; MedSynth sets take their stands_for's
     url: str = ""
     licence: str = ""
     n_images_paper: int | None = None   # Table 1 of the paper

@@ -99,7 +99,7 @@ SPEC = register(DatasetSpec(
     fewshot_ways=2, manyshot=("linear", "finetune"), metric="accuracy", loader=load_chexpert,
     folder="chexpert",
     options={"uncertain": "zeros", "views": "all", "official_valid": False, "on_bad_image": "raise"},
-    split="random_60_40", multiview=True,
+    split="random_60_40", multiview=True, invariances=("hflip", "multiview"),
     url="https://stanfordmlgroup.github.io/competitions/chexpert/",
     licence="Stanford CheXpert Dataset Research Use Agreement (registration; non-commercial research only)",
     n_images_paper=224_316,

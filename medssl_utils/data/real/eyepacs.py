@@ -77,7 +77,7 @@ SPEC = register(DatasetSpec(
     fewshot_ways=5, manyshot=("linear", "finetune"), metric="mean_per_class_accuracy", loader=load_eyepacs,
     folder="eyepacs",
     options={"official_test": True, "pairs_same_level": False, "on_bad_image": "raise"},
-    split="official", multiview=True,
+    split="official", multiview=True, invariances=("rotation", "hue", "multiview"),
     url="https://www.kaggle.com/c/diabetic-retinopathy-detection",
     licence="Kaggle competition data (EyePACS); competition rules, non-commercial research use",
     n_images_paper=35_126,

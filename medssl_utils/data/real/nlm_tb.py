@@ -87,6 +87,7 @@ _COMMON = dict(modality="chest X-ray", domain="in", classes=("normal", "abnormal
                             "'normal'), as the publishers define it",
                fewshot_ways=2, manyshot=(), metric="accuracy",
                options={"label_source": "filename", "on_bad_image": "raise"}, split="random_80_20",
+               invariances=("rotation", "hflip"),
                url="https://lhncbc.nlm.nih.gov/LHC-downloads/downloads.html#tuberculosis-image-data-sets",
                licence="U.S. National Library of Medicine public release; cite Jaeger et al. 2014")
 

@@ -21,6 +21,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 MANIFEST_PATH = PACKAGE_DIR / "manifest.json"
 RANDOM_INIT_SEEDS = (0, 1, 2)
+# The paper checkpoint (or best-of row) each recipe stands in for, so tables can put the two side by side.
+STANDS_FOR = {"sup": "supervised_r18", "simclr": "simclr_v1", "moco": "moco_v2", "byol": "byol", "swav": "swav",
+              "pirl": "pirl", "mococxr": "moco_cxr_best", "mimic": "mimic_chexpert_best"}
 
 register_architecture(ARCH_NAME, build_mini_resnet18_w16)
 
@@ -41,7 +44,8 @@ def _register_all() -> None:
         register(ModelSpec(name=f"mini-random-s{seed}", title=f"Mini random init (seed {seed})", family="random",
                            arch=ARCH_NAME, feature_dim=FEATURE_DIM, preprocessing="imagenet",
                            input_size=INPUT_SIZE, profile="mini", method="random init", pretrain_data="none",
-                           extra={"init_seed": seed, "recipe": "random", "seed": seed}))
+                           extra={"init_seed": seed, "recipe": "random", "seed": seed,
+                                  "recipe_title": "Mini random init"}))
     for name, rec in sorted(read_manifest().get("models", {}).items()):
         key, seed = parse_name(name)
         recipe = RECIPES[key]
@@ -49,7 +53,8 @@ def _register_all() -> None:
                            feature_dim=FEATURE_DIM, preprocessing=recipe.preprocessing, input_size=INPUT_SIZE,
                            filename=rec["file"], sha256=rec["sha256"], pretrain_data=recipe.pretrain_data,
                            method=recipe.method, profile="mini", notes=recipe.notes,
-                           extra={"recipe": key, "seed": seed, "packaged_weights": str(WEIGHTS_DIR / rec["file"])}))
+                           extra={"recipe": key, "seed": seed, "packaged_weights": str(WEIGHTS_DIR / rec["file"]),
+                                  "recipe_title": recipe.title, "stands_for": STANDS_FOR.get(key)}))
 
 
 _register_all()
