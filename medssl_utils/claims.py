@@ -138,3 +138,20 @@ def source_accuracy_vs_transfer(points: pd.DataFrame, paper_points: pd.DataFrame
 
 def table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.as_row() for c in claims])
+
+
+def domain_specific_focus(ad_in: dict, ad_out: dict, paper_in: dict, paper_out: dict) -> Claim:
+    """Figure 9: domain-specific models have a narrower focus (lower attentive diffusion) in domain than SSL."""
+    def txt(i, o):
+        if "domain-specific" not in i or "self-supervised" not in i:
+            return None, "no domain-specific or SSL values"
+        gi = i["domain-specific"] - i["self-supervised"]
+        go = o.get("domain-specific", np.nan) - o.get("self-supervised", np.nan)
+        return gi, f"AD domain-specific minus SSL: {gi:+.1f} points in domain, {go:+.1f} out of domain"
+
+    gi, this_txt = txt(ad_in, ad_out)
+    _, paper_txt = txt(paper_in, paper_out)
+    verdict = UNTESTABLE if gi is None else (DIRECTION if gi < 0 else NOT_SUPPORTED)
+    return Claim("C6", "5.3, Figure 9", "Domain-specific models focus on narrower regions (lower attentive "
+                 "diffusion) of in-domain images than ImageNet SSL models.", paper_txt,
+                 this_txt + " (one image per dataset: no test)", verdict)

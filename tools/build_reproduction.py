@@ -32,6 +32,12 @@ found = [
     claims.domain_specific_tradeoff(report.scaled_task_rows(rows), report.paper_scaled_task_rows(list(cfg.datasets)),
                                     tests_q2),
 ]
+from medssl_utils import report_q3
+from medssl_utils.analysis import driver
+
+q3 = driver.run_analysis_grid(cfg, ["saliency"])
+found.append(claims.domain_specific_focus(report_q3.family_ad(q3, "in"), report_q3.family_ad(q3, "out"),
+                                          report_q3.paper_family_ad("in"), report_q3.paper_family_ad("out")))
 """, tags=["hide-input"]),
     md("## Claims and verdicts"),
     code("""
