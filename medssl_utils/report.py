@@ -125,21 +125,23 @@ def paper_table(protocol: str, datasets: list[str], digits: int = 2) -> pd.DataF
                      columns=[dnames.get(d, d) for d in dict.fromkeys(real) if dnames.get(d, d) in t.columns])
 
 
-def rank_marks(table: pd.DataFrame) -> pd.DataFrame:
-    """'best' / 'second' per column, by the leading number of each cell (for styling)."""
+def rank_marks(table: pd.DataFrame, direction: str | None = "higher") -> pd.DataFrame:
+    """'best' / 'second' per column by the leading number of each cell; ``direction`` says which end is
+    better ("higher", "lower", or None for no marks)."""
+    marks = pd.DataFrame("", index=table.index, columns=table.columns)
+    if direction is None:
+        return marks
+
     def lead(x):
         try:
             return float(str(x).split()[0])
         except ValueError:
             return np.nan
     vals = table.map(lead)
-    marks = pd.DataFrame("", index=table.index, columns=table.columns)
     for c in table.columns:
-        order = vals[c].dropna().sort_values(ascending=False).index
-        if len(order) > 0:
-            marks.loc[order[0], c] = "best"
-        if len(order) > 1:
-            marks.loc[order[1], c] = "second"
+        order = vals[c].dropna().sort_values(ascending=direction == "lower", kind="stable").index
+        for mark, idx in zip(("best", "second"), order[:2]):
+            marks.loc[idx, c] = mark
     return marks
 
 

@@ -143,9 +143,7 @@ def _r_text(x, y) -> tuple[float, float, str]:
 
 # ---------------------------------------------------------------- tables A1-A7
 def _marks(table: pd.DataFrame, direction: str | None) -> pd.DataFrame:
-    marks = pd.DataFrame("", index=table.index, columns=table.columns)
-    if direction is None:
-        return marks
+    return report.rank_marks(table, direction)
 
     def lead(x):
         try:
