@@ -145,18 +145,6 @@ def _r_text(x, y) -> tuple[float, float, str]:
 def _marks(table: pd.DataFrame, direction: str | None) -> pd.DataFrame:
     return report.rank_marks(table, direction)
 
-    def lead(x):
-        try:
-            return float(str(x).split()[0])
-        except ValueError:
-            return np.nan
-    vals = table.map(lead)
-    for c in table.columns:
-        order = vals[c].dropna().sort_values(ascending=direction == "lower", kind="stable").index
-        for mark, idx in zip(("best", "second"), order[:2]):
-            marks.loc[idx, c] = mark
-    return marks
-
 
 def styled(table: pd.DataFrame, uuid: str, caption: str = "", direction: str | None = "higher"):
     """Bold = best, underline = second best per column; ``direction`` "lower" for distances, None: no marks."""
