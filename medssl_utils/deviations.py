@@ -240,10 +240,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "Episodes drawn from the dataset.",
         "CheXpert, ChestX-ray14 and EyePACS: only the first 10,001 images of the shuffled training CSV form the "
         "pool; the small datasets use train + test.",
-        "every image of the dataset is in the pool. The switch takes row indices: pass those of the first "
-        "10,001 training rows (the run grid does not expose it as a profile option yet).",
-        Switch(_FS, "sample_episodes", "pool", None, "indices of the first 10,001 training rows",
-               via="sample_episodes(labels, n_way=..., pool=<row indices of the first 10,001 training rows>)"),
+        "every image of the dataset is in the pool. The authors' pool is a profile switch: the sets with a "
+        "pool limit in their registry record (CheXpert, ChestX-ray14, EyePACS and their MedSynth stand-ins) "
+        "then draw episodes from their first 10,001 non-test rows.",
+        Switch(_FS, "fewshot_inputs", "pool", "all", "authors",
+               via="options: {fewshot: {pool: authors}}"),
         "section 5 item 11; section 4.1"),
     Deviation(
         "eyepacs_pairs", "EyePACS multi-view pairs", "4.4.3",
@@ -258,16 +259,19 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "Small datasets: Resize([257, 257]) (aspect ratio distorted, bilinear) then a 224 crop; large ones: "
         "bicubic short side 224.",
         "the same bicubic short-side resize and centre crop for every dataset.",
-        Switch(_P, "make_preprocess", "fewshot_small_resize", None, 257),
-        "section 5 item 10; section 3 (transforms)", status="planned"),
+        Switch(_FS, "fewshot_inputs", "resize", "paper", "authors",
+               via="options: {fewshot: {resize: authors}} (few-shot features of the sets flagged "
+                   "fewshot_square_resize use make_preprocess(fewshot_small_resize=257))"),
+        "section 5 item 10; section 3 (transforms)"),
     Deviation(
         "mimic_invariance_histnorm", "MIMIC-CheXpert normalisation of transformed images (invariance)", "4.1",
         "MIMIC-CheXpert expects histogram normalisation.",
         "The clean image was histogram-normalised but the transformed copies got ImageNet normalisation, so "
         "MIMIC-CheXpert's synthetic invariances are about 0.",
         "the model's own normalisation for clean and transformed images alike.",
-        Switch(_I, "features_of", "transformed_normalisation", None, "imagenet"),
-        "section 5 item 5; section 0 item 6", status="planned"),
+        Switch(_I, "features_of", "transformed_normalisation", None, "imagenet",
+               via="options: {analysis: {invariance: {transformed_normalisation: imagenet}}}"),
+        "section 5 item 5; section 0 item 6"),
 )
 
 

@@ -93,7 +93,8 @@ def _array_fast_path(dataset: ImageDataset, preprocess) -> bool:
     if type(preprocess) is not Preprocess:
         return False
     _, h, w, _ = dataset.images.shape
-    return dataset.images.dtype == np.uint8 and h == w == preprocess.size and preprocess.resize in (None, preprocess.size)
+    return (dataset.images.dtype == np.uint8 and h == w == preprocess.size and preprocess.resize in (None, preprocess.size)
+            and not preprocess.square)
 
 
 def _batches(dataset: ImageDataset, preprocess, start: int, batch_size: int, num_workers: int,

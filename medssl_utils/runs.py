@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -22,6 +22,7 @@ from .data.base import ImageDataset
 from .data.manifests import manifest_for
 from .data.registry import get_spec as dataset_spec
 from .data.registry import load_dataset
+from .models.preprocessing import make_preprocess
 from .models.registry import Backbone, get_spec as model_spec, load_backbone
 from .protocols import fewshot
 from .results import ResultsStore, code_version, unit_name
@@ -86,10 +87,35 @@ def backbone(cfg: Config, name: str) -> Backbone:
     return _backbone(name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device)
 
 
-def features(cfg: Config, model: str, data: str, *, progress: bool = False) -> feat.FeatureSet:
+def features(cfg: Config, model: str, data: str, *, progress: bool = False,
+             small_resize: int | None = None) -> feat.FeatureSet:
+    """``small_resize``: the authors' square few-shot resize (``fewshot_inputs``); a separate cache entry."""
     ds = dataset(cfg, data)
     _, mh = manifest(cfg, data)
-    return feat.extract(backbone(cfg, model), ds, cfg.cache_dir, mh, device=cfg.device, progress=progress)
+    bb = _fewshot_backbone(backbone(cfg, model), small_resize)
+    return feat.extract(bb, ds, cfg.cache_dir, mh, device=cfg.device, progress=progress)
+
+
+def _fewshot_backbone(bb: Backbone, small_resize: int | None) -> Backbone:
+    if small_resize is None:
+        return bb
+    return replace(bb, preprocess=make_preprocess(bb.preprocess.kind, bb.preprocess.size,
+                                                  fewshot_small_resize=small_resize))
+
+
+def fewshot_inputs(cfg: Config, data: str) -> fewshot.FewShotInputs:
+    """``options.fewshot`` applied to one dataset (defaults: every image, the paper's resize)."""
+    switches = dict(cfg.options.get("fewshot", {}))
+    unknown = set(switches) - {"pool", "resize"}
+    if unknown:
+        raise fewshot.FewShotError(f"options.fewshot: unknown key(s) {sorted(unknown)}; expected 'pool', 'resize'")
+    spec = dataset_spec(data)
+    ds = dataset(cfg, data)
+    man, _ = manifest(cfg, data)
+    pos = {i: k for k, i in enumerate(ds.ids)}
+    train_rows = np.array([pos[i] for i in man.id[man.split != "test"]], dtype=np.int64)
+    return fewshot.fewshot_inputs(train_rows, pool_limit=spec.fewshot_pool_limit,
+                                  square_resize=spec.fewshot_square_resize, **switches)
 
 
 def episodes(cfg: Config, data: str) -> fewshot.Episodes:
@@ -97,19 +123,53 @@ def episodes(cfg: Config, data: str) -> fewshot.Episodes:
     ds = dataset(cfg, data)
     _, mh = manifest(cfg, data)
     ways = dataset_spec(data).fewshot_ways
+    pool = fewshot_inputs(cfg, data).pool
+    tag = f"-pool{len(pool)}" if pool is not None else ""
     path = Path(cfg.cache_dir) / "episodes" / (
-        f"{data}-{mh}-{ways}w{fewshot.N_SHOT}s{fewshot.N_QUERY}q{cfg.n_episodes}e-seed{cfg.seed}.npz")
+        f"{data}-{mh}-{ways}w{fewshot.N_SHOT}s{fewshot.N_QUERY}q{cfg.n_episodes}e-seed{cfg.seed}{tag}.npz")
     if path.is_file():
         with np.load(path) as z:
             return fewshot.Episodes(z["classes"], z["support"], z["query"])
     try:
-        ep = fewshot.sample_episodes(ds.labels, n_way=ways, n_episodes=cfg.n_episodes, seed=cfg.seed)
+        ep = fewshot.sample_episodes(ds.labels, n_way=ways, n_episodes=cfg.n_episodes, seed=cfg.seed, pool=pool)
     except fewshot.FewShotError as exc:
         raise fewshot.FewShotError(f"dataset {data!r}: {exc}") from None
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **ep.to_npz())
     return ep
+
+
+# ---------------------------------------------------------------- settings: a changed switch reruns a unit
+def settings(cfg: Config, protocol: str) -> dict:
+    """Everything besides (model, dataset, profile, seed) and the inputs' cache key that changes a protocol
+    unit's numbers. Stored in each row's ``extra``; a stored unit whose settings differ is computed again."""
+    base = {"fewshot": {"episodes": cfg.n_episodes},
+            "linear": {},
+            "finetune": {"max_steps": cfg.finetune_max_steps, "eval_every": cfg.finetune_eval_every}}[protocol]
+    return {**base, "switches": dict(cfg.options.get(protocol, {}) or {})}
+
+
+def input_key(cfg: Config, unit: Unit) -> str:
+    """The feature-cache key of the unit's (model, dataset) inputs: weights, preprocessing, pixels, manifest."""
+    _, mh = manifest(cfg, unit.dataset)
+    bb = backbone(cfg, unit.model)
+    if unit.protocol == "fewshot":
+        bb = _fewshot_backbone(bb, fewshot_inputs(cfg, unit.dataset).small_resize)
+    return feat.cache_key(bb, dataset(cfg, unit.dataset), mh)
+
+
+def is_current(store: ResultsStore, cfg: Config, unit: Unit, unit_settings: dict) -> bool:
+    """Done, with these settings and the current inputs (a regenerated dataset or new weights redo it)."""
+    name = unit.name(cfg)
+    if not store.has(name):
+        return False
+    try:
+        stored = store.read_unit(name)
+        same = json.loads(stored.extra.iloc[0]).get("settings") == json.loads(json.dumps(unit_settings))
+        return same and str(stored.cache_key.iloc[0]) == input_key(cfg, unit)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError):  # unreadable / old file: not done
+        return False
 
 
 # ---------------------------------------------------------------- protocols as units
@@ -120,14 +180,17 @@ def _base_row(cfg: Config, unit: Unit, key: str) -> dict:
 
 
 def run_fewshot_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
-    fs = features(cfg, unit.model, unit.dataset)
+    inputs = fewshot_inputs(cfg, unit.dataset)
+    fs = features(cfg, unit.model, unit.dataset, small_resize=inputs.small_resize)
     ep = episodes(cfg, unit.dataset)
     acc = fewshot.episode_accuracies(fs.features, ep) * 100
     mean, half = fewshot.mean_ci95(acc)
     e, w, k, q = ep.shape
+    extra = {"n_way": w, "n_shot": k, "n_query": q, "settings": settings(cfg, "fewshot")} | \
+        ({"inputs": inputs.tag} if inputs.tag else {})
     row = _base_row(cfg, unit, fs.key) | {
         "metric": "accuracy", "value": mean, "ci_low": mean - half, "ci_high": mean + half, "n": e,
-        "extra": json.dumps({"n_way": w, "n_shot": k, "n_query": q})}
+        "extra": json.dumps(extra)}
     return [row], {"episode_accuracy": acc}
 
 
@@ -146,6 +209,7 @@ def _metric_rows(cfg: Config, unit: Unit, key: str, metric: str, y_true: np.ndar
     from . import stats
 
     base = _base_row(cfg, unit, key)
+    extra = {**extra, "settings": settings(cfg, unit.protocol)}
     rows = []
     metrics = [metric] + (["accuracy"] if metric != "accuracy" else [])
     for m in metrics:
@@ -213,7 +277,8 @@ PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit, "linear": run_linear_unit, "fin
 def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: Iterable[str] | None = None,
              datasets: Iterable[str] | None = None, shard: tuple[int, int] | None = None,
              progress: bool = True) -> pd.DataFrame:
-    """Run every (protocol, model, dataset) unit this worker owns that is not done yet; return all rows."""
+    """Run every (protocol, model, dataset) unit this worker owns that is not done with the current settings
+    and inputs; return all rows."""
     from tqdm.auto import tqdm
 
     store = ResultsStore(cfg.results_dir)
@@ -221,7 +286,7 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
     units = [Unit(p, m, d) for p in protocols for d in (datasets or cfg.datasets) for m in chosen
              if (p == "fewshot" or p in dataset_spec(d).manyshot)
              and (p != "finetune" or m in cfg.finetune_models)]
-    todo = [u for u in my_units(units, shard) if not store.has(u.name(cfg))]
+    todo = [u for u in my_units(units, shard) if not is_current(store, cfg, u, settings(cfg, u.protocol))]
     for u in tqdm(todo, desc="units", disable=not progress or not todo):
         rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)
         store.write(u.name(cfg), rows, outcomes)

@@ -47,6 +47,16 @@ def test_label_structure_and_invariances_copy_the_real_record():
         assert (spec.modality, spec.domain, spec.fewshot_ways, spec.manyshot, spec.metric, spec.multiview) == \
             (real_spec.modality, real_spec.domain, real_spec.fewshot_ways, real_spec.manyshot, real_spec.metric,
              real_spec.multiview), name
+        assert (spec.fewshot_pool_limit, spec.fewshot_square_resize) == \
+            (real_spec.fewshot_pool_limit, real_spec.fewshot_square_resize), name
+
+
+def test_authors_fewshot_groups_are_the_code_notes_lists():
+    """Large sets (pool of 10,001): CheXpert, ChestX-ray14, EyePACS; small (square 257 px): the other five."""
+    large = {n for n in available() if get_spec(n).fewshot_pool_limit == 10_001 and not get_spec(n).synthetic}
+    small = {n for n in available() if get_spec(n).fewshot_square_resize and not get_spec(n).synthetic}
+    assert large == {"chexpert", "chestx14", "eyepacs"}
+    assert small == {"montgomery", "shenzhen", "bach", "ichallenge_amd", "ichallenge_pm"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

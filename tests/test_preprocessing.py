@@ -99,3 +99,20 @@ def test_keys_differ_between_kinds_and_bad_kind_fails():
     assert len(keys) == 4
     with pytest.raises(ModelError, match="unknown preprocessing 'zscore'"):
         make_preprocess("imagenet", 224, normalisation="zscore")
+
+
+def test_authors_square_fewshot_resize_distorts_the_aspect_ratio():
+    """fewshot_small_resize=257 is the authors' Resize([257, 257]) (bilinear) + CenterCrop(224)."""
+    from torchvision import transforms as T
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (300, 420, 3), dtype=np.uint8))   # not square
+    ours = make_preprocess("none", 224, fewshot_small_resize=257)
+    theirs = T.Compose([T.Resize([257, 257]), T.CenterCrop(224), T.ToTensor()])
+    assert torch.allclose(ours(img), theirs(img), atol=1e-6)
+    default = make_preprocess("none", 224)
+    assert ours.key != default.key and "square257" in ours.key
+    assert not torch.allclose(default(img), ours(img))
+    assert make_preprocess("none", 32, fewshot_small_resize=257).square == 37      # scaled to the input side
+    with pytest.raises(Exception, match="fewshot_small_resize"):
+        make_preprocess("none", 224, fewshot_small_resize=200)

@@ -1,4 +1,6 @@
 """The run grid: units are skipped once done, and sharding never changes the results."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,3 +67,57 @@ def test_finetune_rows_and_history(tmp_path):
     assert acc.ci_low <= acc.value <= acc.ci_high and 0 <= acc.value <= 100
     hist = runs.outcomes(cfg, "finetune", "mini-random-s0", "medsynth-chexpert", "history")
     assert hist.shape[1] == 3 and np.isfinite(hist[:, 0]).all()
+
+
+def test_a_changed_switch_reruns_the_unit_and_an_unchanged_one_does_not(tmp_path, monkeypatch):
+    """A stored unit is reused only with the same settings: an old file never hides a changed switch."""
+    cfg = _cfg(tmp_path, models=["mini-random-s0"], datasets=["medsynth-chexpert"])
+    runs.run_grid(cfg, ["linear"], progress=False)
+    calls = []
+    real = runs.PROTOCOL_RUNNERS["linear"]
+    monkeypatch.setitem(runs.PROTOCOL_RUNNERS, "linear", lambda c, u: calls.append(u) or real(c, u))
+    runs.run_grid(cfg, ["linear"], progress=False)
+    assert calls == []
+    changed = _cfg(tmp_path, models=["mini-random-s0"], datasets=["medsynth-chexpert"],
+                   options={"linear": {"max_iter": 100}})
+    rows = runs.run_grid(changed, ["linear"], progress=False)
+    assert len(calls) == 1
+    assert {json.loads(e)["settings"]["switches"]["max_iter"] for e in rows.extra} == {100}
+
+
+def test_authors_fewshot_pool_and_square_resize(tmp_path):
+    """options.fewshot = authors: the large set's episodes come only from its first non-test rows (the cap is
+    lowered here so it bites), and the small set's features use the square resize, a separate cache entry."""
+    import dataclasses
+
+    from medssl_utils.data import registry as dreg
+
+    spec = dreg.get_spec("medsynth-chexpert")
+    capped = dataclasses.replace(spec, fewshot_pool_limit=90)
+    base = dict(models=["mini-random-s0"], datasets=["medsynth-chexpert", "medsynth-montgomery"])
+    paper, authors = _cfg(tmp_path, "p", **base), _cfg(tmp_path, "a", options={"fewshot": {"pool": "authors",
+                                                                                          "resize": "authors"}}, **base)
+    orig = dreg.DATASETS["medsynth-chexpert"]
+    dreg.DATASETS["medsynth-chexpert"] = capped
+    try:
+        inputs = runs.fewshot_inputs(authors, "medsynth-chexpert")
+        man, _ = runs.manifest(authors, "medsynth-chexpert")
+        ds = runs.dataset(authors, "medsynth-chexpert")
+        non_test = sorted(ds.ids.index(i) for i in man.id[man.split != "test"])
+        assert list(inputs.pool) == non_test[:90]
+        ep = runs.episodes(authors, "medsynth-chexpert")
+        used = np.union1d(ep.support.ravel(), ep.query.ravel())
+        assert set(used) <= set(non_test[:90])
+        assert runs.episodes(paper, "medsynth-chexpert").support.max() >= 90   # the default pool is every image
+        p_rows = runs.run_grid(paper, ["fewshot"], progress=False)
+        a_rows = runs.run_grid(authors, ["fewshot"], progress=False)
+    finally:
+        dreg.DATASETS["medsynth-chexpert"] = orig
+    key = lambda df, d: df[df.dataset == d].cache_key.iloc[0]
+    assert key(p_rows, "medsynth-montgomery") != key(a_rows, "medsynth-montgomery")   # square-resized features
+    assert key(p_rows, "medsynth-chexpert") == key(a_rows, "medsynth-chexpert")      # large set: same features
+    assert "square257" in json.loads(a_rows[a_rows.dataset == "medsynth-montgomery"].extra.iloc[0])["inputs"]
+    with pytest.raises(FewShotError, match="options.fewshot.pool"):
+        runs.fewshot_inputs(_cfg(tmp_path, options={"fewshot": {"pool": "first"}}), "medsynth-montgomery")
+    with pytest.raises(FewShotError, match="unknown key"):
+        runs.fewshot_inputs(_cfg(tmp_path, options={"fewshot": {"size": 1}}), "medsynth-montgomery")

@@ -112,24 +112,8 @@ def settings(cfg: Config, analysis: str) -> dict:
     return {**base, "switches": switches(cfg, analysis)}
 
 
-def input_key(cfg: Config, unit: runs.Unit) -> str:
-    """The feature-cache key of (model, dataset): weights, preprocessing, pixels and manifest in one string."""
-    _, mh = runs.manifest(cfg, unit.dataset)
-    return feat.cache_key(runs.backbone(cfg, unit.model), runs.dataset(cfg, unit.dataset), mh)
-
-
 def _current(store: ResultsStore, cfg: Config, unit: runs.Unit) -> bool:
-    """Done, with the current settings and the current inputs (a regenerated dataset or new weights redo it)."""
-    name = unit.name(cfg)
-    if not store.has(name):
-        return False
-    try:
-        stored = store.read_unit(name)
-        same_settings = json.loads(stored.extra.iloc[0]).get("settings") == \
-            json.loads(json.dumps(settings(cfg, unit.protocol)))
-        return same_settings and str(stored.cache_key.iloc[0]) == input_key(cfg, unit)
-    except (ValueError, KeyError, IndexError, AttributeError):     # unreadable / old file: not done
-        return False
+    return runs.is_current(store, cfg, unit, settings(cfg, unit.protocol))
 
 
 # ---------------------------------------------------------------- inputs

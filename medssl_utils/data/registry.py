@@ -34,6 +34,9 @@ class DatasetSpec:
     multiview: bool = False        # has view pairs for the multi-view invariance
     invariances: tuple[str, ...] = ()   # invariances the paper measured here (code notes s4.6): "rotation",
                                        # "hflip", "hue", "multiview"; MedSynth sets take their stands_for's
+    # the authors' few-shot inputs (code notes s3, s4.1), used only under options.fewshot = authors:
+    fewshot_pool_limit: int | None = None   # the large sets drew episodes from the first 10,001 training rows
+    fewshot_square_resize: bool = False     # the small sets were resized to a square 257 px (aspect distorted)
     url: str = ""
     licence: str = ""
     n_images_paper: int | None = None   # Table 1 of the paper

@@ -39,16 +39,23 @@ class Preprocess:
     kind: str                      # "imagenet" | "none" ([0, 1]) | "histeq" (0-255) | "cxr"
     size: int                      # output side
     resize: int | None = None      # shorter side before the centre crop (default: = size)
+    square: int | None = None      # authors' few-shot switch: resize to square x square (bilinear, aspect
+                                   # ratio NOT kept) before the centre crop; replaces ``resize``
 
     @property
     def key(self) -> str:
         kind = "histeq-datarange" if self.kind == "histeq" else self.kind  # v2: bins span the image's range
+        if self.square:
+            return f"{kind}-square{self.square}-crop{self.size}-bilinear"
         return f"{kind}-resize{self.resize or self.size}-crop{self.size}-bicubic"
 
     def to_unit(self, img: Image.Image) -> torch.Tensor:
-        """Resize (bicubic, shorter side), centre-crop and scale to [0, 1]: no normalisation."""
+        """Resize (bicubic, shorter side; or the square switch), centre-crop, scale to [0, 1]: no normalisation."""
         img = img.convert("RGB")
-        img = TF.resize(img, self.resize or self.size, interpolation=InterpolationMode.BICUBIC)
+        if self.square:
+            img = TF.resize(img, [self.square, self.square], interpolation=InterpolationMode.BILINEAR)
+        else:
+            img = TF.resize(img, self.resize or self.size, interpolation=InterpolationMode.BICUBIC)
         img = TF.center_crop(img, [self.size, self.size])
         return TF.to_tensor(img)
 
@@ -71,11 +78,26 @@ class Preprocess:
 PREPROCESSING = ("imagenet", "none", "histeq", "cxr")
 
 
-def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, resize: int | None = None) -> Preprocess:
+def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, resize: int | None = None,
+                    fewshot_small_resize: int | None = None) -> Preprocess:
     """``normalisation`` overrides the model's own: e.g. 'cxr' gives MoCo-CXR the statistics it was
-    pretrained with, where the authors (default) fed it ImageNet-normalised input."""
+    pretrained with, where the authors (default) fed it ImageNet-normalised input.
+
+    ``fewshot_small_resize`` reproduces the authors' few-shot input for the small datasets: a square resize
+    to this side for a 224 px crop (they used 257), scaled in proportion for other input sizes."""
     kind = normalisation or kind
     if kind not in PREPROCESSING:
         from .registry import ModelError
         raise ModelError(f"unknown preprocessing {kind!r}; expected one of {PREPROCESSING}")
-    return Preprocess(kind=kind, size=size, resize=resize)
+    square = None
+    if fewshot_small_resize is not None:
+        if int(fewshot_small_resize) < AUTHORS_CROP:
+            from .registry import ModelError
+            raise ModelError(f"fewshot_small_resize={fewshot_small_resize!r}: expected a side >= {AUTHORS_CROP} "
+                             f"(the crop it is taken for)")
+        square = max(size, round(int(fewshot_small_resize) * size / AUTHORS_CROP))
+    return Preprocess(kind=kind, size=size, resize=resize, square=square)
+
+
+AUTHORS_CROP = 224            # the crop the authors' resize sides refer to
+AUTHORS_SMALL_RESIZE = 257    # their few-shot Resize([257, 257]) for the small datasets (code notes s3)

@@ -20,6 +20,43 @@ class FewShotError(ValueError):
 
 
 @dataclass(frozen=True)
+class FewShotInputs:
+    """What episodes are drawn from and how images are resized, for one dataset."""
+
+    pool: np.ndarray | None             # candidate rows; None = every image of the dataset
+    small_resize: int | None            # ``make_preprocess(fewshot_small_resize=...)``; None = the default resize
+
+    @property
+    def tag(self) -> str:
+        """Cache/result tag: empty for the defaults, so their cached episodes keep their names."""
+        parts = ([f"pool{len(self.pool)}"] if self.pool is not None else []) + \
+                ([f"square{self.small_resize}"] if self.small_resize else [])
+        return "-".join(parts)
+
+
+def fewshot_inputs(train_rows: np.ndarray, *, pool_limit: int | None, square_resize: bool,
+                   pool: str = "all", resize: str = "paper") -> FewShotInputs:
+    """The profile switch ``options.fewshot = {pool: ..., resize: ...}`` for one dataset.
+
+    ``pool="authors"``: a dataset with a ``pool_limit`` (their large sets) draws episodes only from its first
+    ``pool_limit`` training rows, in dataset order, as the authors' code did; other sets use every image.
+    ``resize="authors"``: a dataset flagged ``square_resize`` (their small sets) is resized to a square
+    257 px for a 224 crop (aspect ratio distorted). The defaults ("all", "paper") are what the paper states.
+    """
+    from ..models.preprocessing import AUTHORS_SMALL_RESIZE
+
+    if pool not in ("all", "authors"):
+        raise FewShotError(f"options.fewshot.pool: {pool!r}; expected 'all' (every image) or 'authors'")
+    if resize not in ("paper", "authors"):
+        raise FewShotError(f"options.fewshot.resize: {resize!r}; expected 'paper' or 'authors'")
+    rows = None
+    if pool == "authors" and pool_limit is not None:
+        rows = np.sort(np.asarray(train_rows, dtype=np.int64))[:pool_limit]
+    small = AUTHORS_SMALL_RESIZE if resize == "authors" and square_resize else None
+    return FewShotInputs(rows, small)
+
+
+@dataclass(frozen=True)
 class Episodes:
     classes: np.ndarray   # (E, W) class labels of each episode
     support: np.ndarray   # (E, W, K) row indices into the feature array

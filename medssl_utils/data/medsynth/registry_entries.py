@@ -31,6 +31,7 @@ register(DatasetSpec(
     label_policy="synthetic: positive = basal fluid with a meniscus (pleural-effusion-like); negatives may show "
                  "other findings (cardiomegaly, atelectasis, consolidation, edema, nodule), like CheXpert many-to-one",
     fewshot_ways=2, manyshot=("linear", "finetune"), metric="accuracy",
+    fewshot_pool_limit=10_001,
     loader=_chest_loader(chest.policy_single((None, "effusion"),
                                              {"cardiomegaly": 0.15, "atelectasis": 0.12, "consolidation": 0.12,
                                               "edema": 0.1, "nodule": 0.1}),
@@ -44,6 +45,7 @@ register(DatasetSpec(
     classes=CHESTX14_CLASSES,
     label_policy="synthetic: exactly one finding per image (the real set keeps single-finding images of 7 classes)",
     fewshot_ways=5, manyshot=(), metric="accuracy",
+    fewshot_pool_limit=10_001,
     loader=_chest_loader(chest.policy_single(("atelectasis", "cardiomegaly", "effusion", "infiltrate", "mass",
                                               "nodule", "pneumothorax")), chest.CHESTX14_STYLE),
     options={"n_per_class": 150, "scale": 1.0}, synthetic=True, stands_for="chestx14", invariances=("hflip",),
@@ -58,6 +60,7 @@ for _name, _title, _real, _style in (("medsynth-montgomery", "MedSynth-Montgomer
         label_policy="synthetic: positive = upper-lobe patchy opacities, some with cavities (TB-like); "
                      "acquisition style differs from the CXR source",
         fewshot_ways=2, manyshot=(), metric="accuracy",
+        fewshot_square_resize=True,
         loader=_chest_loader(chest.policy_single((None, "tb")), _style),
         options={"n_per_class": 150, "scale": 1.0}, synthetic=True, stands_for=_real,
         invariances=("rotation", "hflip"), licence=_SYN))
@@ -88,6 +91,7 @@ register(DatasetSpec(
     label_policy="synthetic: diabetic-retinopathy-like grade 0-4; microaneurysm dots, haemorrhages and exudates "
                  "grow with grade, new-vessel tufts at grade 4; left/right eyes of one patient share the grade",
     fewshot_ways=5, manyshot=("linear", "finetune"), metric="mean_per_class_accuracy",
+    fewshot_pool_limit=10_001,
     loader=_fundus_loader(fundus.dr_lesions, fundus.EYEPACS_STYLE, pair_fraction=1.0),
     options={"n_per_class": 300, "scale": 1.0}, synthetic=True, stands_for="eyepacs", multiview=True,
     invariances=("rotation", "hue", "multiview"),
@@ -98,6 +102,7 @@ register(DatasetSpec(
     classes=("non-AMD", "AMD"),
     label_policy="synthetic: positive = a cluster of yellow drusen at the macula (healthy eyes may show 0-2)",
     fewshot_ways=2, manyshot=(), metric="accuracy",
+    fewshot_square_resize=True,
     loader=_fundus_loader(fundus.amd_lesions, fundus.AMD_STYLE),
     options={"n_per_class": 200, "scale": 1.0}, synthetic=True, stands_for="ichallenge_amd", invariances=("rotation",),
     licence=_SYN))
@@ -109,6 +114,7 @@ register(DatasetSpec(
                  "tessellation and a small peripapillary crescent, pathological myopia a wide atrophic halo "
                  "and patchy atrophy",
     fewshot_ways=2, manyshot=(), metric="accuracy",
+    fewshot_square_resize=True,
     loader=_fundus_loader(fundus.pm_lesions, fundus.PM_STYLE),
     options={"n_per_class": 200, "scale": 1.0}, synthetic=True, stands_for="ichallenge_pm", invariances=("rotation",),
     licence=_SYN))
@@ -121,5 +127,6 @@ register(DatasetSpec(
     label_policy="synthetic: 4 ordinal classes (normal, benign, in situ, invasive) told apart by gland "
                  "architecture, nuclear density, size and atypia; H&E stain vectors jittered per image",
     fewshot_ways=2, manyshot=(), metric="accuracy",
+    fewshot_square_resize=True,
     loader=make_loader(histology.render_histology, histology.VERSION),
     options={"n_per_class": 100, "scale": 1.0}, synthetic=True, stands_for="bach", invariances=("hue",), licence=_SYN))

@@ -50,6 +50,7 @@ SPEC = register(DatasetSpec(
     classes=("normal", "benign", "in situ carcinoma", "invasive carcinoma"),
     label_policy="4 classes as an ordinal number: normal 0, benign 1, in situ 2, invasive 3",
     fewshot_ways=2, manyshot=(), metric="accuracy", loader=load_bach, folder="bach",
+    fewshot_square_resize=True,
     options={"on_bad_image": "raise"}, split="random_80_20", invariances=("hue",),
     url="https://iciar2018-challenge.grand-challenge.org/",
     licence="CC BY-NC-ND 4.0 (BACH challenge data; registration on the challenge site)",

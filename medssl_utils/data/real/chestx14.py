@@ -61,6 +61,7 @@ SPEC = register(DatasetSpec(
     label_policy="single-finding images of 7 findings (Atelectasis, Cardiomegaly, Effusion, Infiltration, "
                  "Mass, Nodule, Pneumothorax), 7-way; multi-finding and 'No Finding' images left out",
     fewshot_ways=5, manyshot=(), metric="accuracy", loader=load_chestx14, folder="chestx14",
+    fewshot_pool_limit=10_001,
     options={"on_bad_image": "raise"}, split="random_80_20", invariances=("hflip",),
     url="https://nihcc.app.box.com/v/ChestXray-NIHCC",
     licence="NIH Clinical Center public release; unrestricted use with citation of Wang et al. 2017 (see its README)",

@@ -97,6 +97,7 @@ SPEC = register(DatasetSpec(
     label_policy="Pleural Effusion positive vs every other finding or none (many-to-one); blank = negative; "
                  "uncertain (-1) = negative by default (switch uncertain='ones' is the authors' few-shot code)",
     fewshot_ways=2, manyshot=("linear", "finetune"), metric="accuracy", loader=load_chexpert,
+    fewshot_pool_limit=10_001,
     folder="chexpert",
     options={"uncertain": "zeros", "views": "all", "official_valid": False, "on_bad_image": "raise"},
     split="random_60_40", multiview=True, invariances=("hflip", "multiview"),

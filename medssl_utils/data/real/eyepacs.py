@@ -75,6 +75,7 @@ SPEC = register(DatasetSpec(
     name="eyepacs", title="EyePACS", modality="fundus", domain="out", classes=GRADES,
     label_policy="diabetic retinopathy grade 0-4 as 5 classes",
     fewshot_ways=5, manyshot=("linear", "finetune"), metric="mean_per_class_accuracy", loader=load_eyepacs,
+    fewshot_pool_limit=10_001,
     folder="eyepacs",
     options={"official_test": True, "pairs_same_level": False, "on_bad_image": "raise"},
     split="official", multiview=True, invariances=("rotation", "hue", "multiview"),

@@ -71,6 +71,7 @@ AMD = register(DatasetSpec(
     name="ichallenge_amd", title="iChallenge-AMD", modality="fundus", domain="out", classes=("non-AMD", "AMD"),
     label_policy="age-related macular degeneration vs not (the release's class folders)",
     fewshot_ways=2, manyshot=(), metric="accuracy", loader=load_amd, folder="ichallenge_amd",
+    fewshot_square_resize=True,
     options={"on_bad_image": "raise"}, split="random_80_20", invariances=("rotation",),
     url="https://amd.grand-challenge.org/",
     licence="iChallenge (Baidu Research) challenge data; registration, research use under the challenge terms",
@@ -83,6 +84,7 @@ PM = register(DatasetSpec(
     label_policy="normal + high myopia negative vs pathological myopia positive (switch "
                  "pm_grouping='normal_vs_myopic': normal vs high + pathological, the authors' published runs)",
     fewshot_ways=2, manyshot=(), metric="accuracy", loader=load_pm, folder="ichallenge_pm",
+    fewshot_square_resize=True,
     options={"pm_grouping": "normal_high_vs_pathological", "on_bad_image": "raise"}, split="random_80_20",
     invariances=("rotation",),
     url="https://palm.grand-challenge.org/",

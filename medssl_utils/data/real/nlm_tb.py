@@ -86,6 +86,7 @@ _COMMON = dict(modality="chest X-ray", domain="in", classes=("normal", "abnormal
                label_policy="any abnormal reading = positive (file-name suffix _1; reading text other than "
                             "'normal'), as the publishers define it",
                fewshot_ways=2, manyshot=(), metric="accuracy",
+               fewshot_square_resize=True,
                options={"label_source": "filename", "on_bad_image": "raise"}, split="random_80_20",
                invariances=("rotation", "hflip"),
                url="https://lhncbc.nlm.nih.gov/LHC-downloads/downloads.html#tuberculosis-image-data-sets",

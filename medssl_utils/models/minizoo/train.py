@@ -413,7 +413,7 @@ def is_published(name: str, out_dir: Path, manifest: Path = MANIFEST) -> bool:
 
 
 def all_names() -> list[str]:
-    return [model_name(r, s) for r in BUILD_ORDER for s in SEEDS]
+    return [model_name(r, s) for s in SEEDS for r in BUILD_ORDER]
 
 
 def main(argv: list[str] | None = None) -> None:
