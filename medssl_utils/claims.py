@@ -155,3 +155,39 @@ def domain_specific_focus(ad_in: dict, ad_out: dict, paper_in: dict, paper_out: 
     return Claim("C6", "5.3, Figure 9", "Domain-specific models focus on narrower regions (lower attentive "
                  "diffusion) of in-domain images than ImageNet SSL models.", paper_txt,
                  this_txt + " (one image per dataset: no test)", verdict)
+
+
+def _correlation_counts(corr: pd.DataFrame, source: str, alpha: float) -> tuple[int, int, list[str]]:
+    """(significant, tested, what) over correlation rows with at least 3 points from ``source``."""
+    r, p, n = corr[f"r_{source}"], corr[f"p_{source}"], corr[f"n_{source}"]
+    tested = corr[(n >= 3) & p.notna()]
+    sig = tested[tested[f"p_{source}"] < alpha]
+    return len(sig), len(tested), [f"{w} (r = {rr:+.2f})" for w, rr in zip(sig.what, sig[f"r_{source}"])]
+
+
+def no_correlation_with_transfer(corr: pd.DataFrame, x_protocol: str, key: str, section: str, statement: str,
+                                 *, alpha: float = 0.05, exclude: tuple[str, ...] = ()) -> Claim:
+    """Conclusions (5) and (7): a representation property does not correlate with few-shot transfer.
+
+    ``corr`` is ``report_q3.correlations_table``; rows of ``x_protocol`` whose ``what`` contains one of
+    ``exclude`` (an exception the paper states itself) are left out. Uncorrected p < ``alpha`` counts as a
+    correlation, so a few significant pairs among many are expected by chance (alpha x tested); with few models
+    per dataset the test has little power, so "no correlation" here is weak evidence and is said so."""
+    sub = corr[corr.x_protocol == x_protocol]
+    for e in exclude:
+        sub = sub[~sub.what.str.contains(e, regex=False)]
+    texts = {}
+    for source in ("paper_tables", "this_run"):
+        k, m, which = _correlation_counts(sub, source, alpha)
+        texts[source] = (k, m, f"{k} of {m} dataset-level correlations with p < {alpha}" +
+                         (f": {'; '.join(which[:3])}" if which else ""))
+    k, m, this_txt = texts["this_run"]
+    n_models = int(sub.n_this_run.max()) if len(sub) and sub.n_this_run.notna().any() else 0
+    if m == 0:
+        verdict = UNTESTABLE
+    elif k > max(1, round(alpha * m)):      # more than chance would give
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = SUPPORTED
+    return Claim(key, section, statement, texts["paper_tables"][2],
+                 this_txt + (f" (at most {n_models} models per dataset: low power)" if m else ""), verdict)

@@ -593,7 +593,8 @@ def correlations_table(rows: pd.DataFrame | None = None, fewshot_rows: pd.DataFr
     pub = reference.published_correlations()
     out = []
     for c in pub.itertuples():
-        rec = {"where": c.where, "what": c.what, "stated_r": c.r, "stated_p": c.p, "claim": c.claim}
+        rec = {"where": c.where, "what": c.what, "stated_r": c.r, "stated_p": c.p, "claim": c.claim,
+               "x_protocol": c.x_protocol, "x_metric": c.x_metric}
         for label, src in (("paper_tables", "paper"), ("authors_file", "authors")):
             try:
                 pts = paper_points(c.x_protocol, c.x_metric, source=src)

@@ -35,9 +35,18 @@ found = [
 from medssl_utils import report_q3
 from medssl_utils.analysis import driver
 
-q3 = driver.run_analysis_grid(cfg, ["saliency"])
+q3 = driver.run_analysis_grid(cfg)
 found.append(claims.domain_specific_focus(report_q3.family_ad(q3, "in"), report_q3.family_ad(q3, "out"),
                                           report_q3.paper_family_ad("in"), report_q3.paper_family_ad("out")))
+corr = report_q3.correlations_table(q3, rows[rows.protocol == "fewshot"])
+found.append(claims.no_correlation_with_transfer(
+    corr, "reconstruction", "C7", "6 (5); 5.3, Figure A3",
+    "Reconstruction quality (perceptual distance of deep-image-prior inversions) does not correlate "
+    "significantly with few-shot transfer."))
+found.append(claims.no_correlation_with_transfer(
+    corr, "invariance", "C8", "6 (7); 5.3, Figure A1",
+    "Invariance strength does not correlate with few-shot transfer in general (the paper's one exception, "
+    "multi-view invariance on CheXpert, is left out).", exclude=("multi-view invariance",)))
 """, tags=["hide-input"]),
     md("## Claims and verdicts"),
     code("""
