@@ -226,36 +226,43 @@ def outcome_matrix(cfg, protocol: str, dataset: str, models: list[str], name: st
 
 
 OUTCOME_NAME = {"fewshot": "episode_accuracy", "linear": "test_correct", "finetune": "test_correct"}
+# to percentage points: episode accuracies are stored in %, per-item outcomes as 0/1 (so every test's
+# difference and CI reads in points of accuracy; EyePACS's headline per-class mean is not what is tested)
+OUTCOME_SCALE = {"fewshot": 1.0, "linear": 100.0, "finetune": 100.0}
 
 
-def family_tests(cfg, rows: pd.DataFrame, protocol: str, a: str = "self-supervised", b: str = "supervised",
-                 correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
-    """Per dataset: family ``a`` vs family ``b`` on the same episodes / test items, corrected over datasets.
+def _pair_outcomes(cfg, sub: pd.DataFrame, protocol: str, dataset: str, name: str, by: str) -> np.ndarray | None:
+    """(seeds, units) outcomes of one group (a recipe's seeds) or one family (its groups averaged seed by seed:
+    seed k of every recipe), or None when ``sub`` has no model of it."""
+    groups = [list(dict.fromkeys(sub[(sub[by] == name) & (sub.group == g)].model))
+              for g in dict.fromkeys(sub[sub[by] == name].group)]
+    if not groups:
+        return None
+    per_group = [outcome_matrix(cfg, protocol, dataset, ms, OUTCOME_NAME[protocol]) for ms in groups]
+    n_seeds = min(m.shape[0] for m in per_group)
+    return OUTCOME_SCALE[protocol] * np.mean([m[:n_seeds] for m in per_group], axis=0)
 
-    Each family's outcome matrix averages its groups seed by seed (seed k of every recipe), so the
-    test resamples training seeds and episodes (``stats.compare_models``).
-    """
+
+def group_tests(cfg, rows: pd.DataFrame, protocol: str, pairs: list[tuple[str, str]], by: str = "group",
+                correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
+    """Per dataset and pair (a, b) of groups (``by="group"``: mini-zoo recipes) or families: paired tests on the
+    same episodes / test items, resampling training seeds and units together (``stats.compare_models``);
+    p-values corrected over every (pair, dataset) of the protocol. ``significant`` needs the bootstrap and,
+    with >= 2 seeds a side, the seed-level t-test."""
     from . import stats
 
     r = annotate(rows[rows.protocol == protocol])
     out = []
     for d in dict.fromkeys(r.dataset):
         sub = r[r.dataset == d]
-        mats = {}
-        for fam in (a, b):
-            groups = [list(dict.fromkeys(sub[(sub.family == fam) & (sub.group == g)].model))
-                      for g in dict.fromkeys(sub[sub.family == fam].group)]
-            if not groups:
-                break
-            per_group = [outcome_matrix(cfg, protocol, d, ms, OUTCOME_NAME[protocol]) for ms in groups]
-            n_seeds = min(m.shape[0] for m in per_group)
-            mats[fam] = np.mean([m[:n_seeds] for m in per_group], axis=0)
-        if len(mats) < 2:
-            continue
-        res = stats.compare_models({a: mats[a], b: mats[b]}, [(a, b)], correction="none", seed=cfg.seed)
-        row = res.iloc[0].to_dict()
-        row.update(dataset=d, dataset_title=dataset_title(d), protocol=protocol)
-        out.append(row)
+        for a, b in pairs:
+            mats = {k: _pair_outcomes(cfg, sub, protocol, d, k, by) for k in (a, b)}
+            if any(m is None for m in mats.values()):
+                continue
+            res = stats.compare_models(mats, [(a, b)], correction="none", seed=cfg.seed)
+            row = res.iloc[0].to_dict()
+            row.update(dataset=d, dataset_title=dataset_title(d), protocol=protocol)
+            out.append(row)
     df = pd.DataFrame(out)
     if df.empty:
         return df
@@ -269,8 +276,51 @@ def family_tests(cfg, rows: pd.DataFrame, protocol: str, a: str = "self-supervis
             df[col + "_adj"] = adj
     seed_ok = df["p_seed_t_adj"].isna() | (df["p_seed_t_adj"] < alpha) if "p_seed_t_adj" in df else True
     df["significant"] = (df["p_bootstrap_adj"] < alpha) & seed_ok
-    df["correction"] = f"{correction} over {len(df)} tasks"
+    df["correction"] = f"{correction} over {len(df)} comparisons"
     return df
+
+
+def family_tests(cfg, rows: pd.DataFrame, protocol: str, a: str = "self-supervised", b: str = "supervised",
+                 correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
+    """Per dataset: family ``a`` vs family ``b``, corrected over the datasets (see ``group_tests``)."""
+    return group_tests(cfg, rows, protocol, [(a, b)], by="family", correction=correction, alpha=alpha)
+
+
+def recipe_tests(cfg, rows: pd.DataFrame, protocol: str, reference: str | None = None, *,
+                 family: str | None = None, correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
+    """Every group (recipe) of ``family`` (default: all but random init) against the ``reference`` group
+    (default: the run's first supervised group: the mini supervised recipe, or the first supervised checkpoint)."""
+    r = annotate(rows[rows.protocol == protocol])
+    if reference is None:
+        sup = list(dict.fromkeys(r[r.family == "supervised"].group))
+        reference = sup[0] if sup else None
+    if reference is None or reference not in set(r.group):
+        return pd.DataFrame()
+    keep = r.family == family if family else r.family != "random"
+    groups = [g for g in dict.fromkeys(r[keep].group) if g != reference]
+    return group_tests(cfg, rows, protocol, [(g, reference) for g in groups], by="group", correction=correction,
+                       alpha=alpha)
+
+
+def recipe_test_table(tests: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """Recipes x tasks: 'difference to the reference [95% CI]' in points of accuracy, '*' where the corrected
+    tests support it."""
+    if tests.empty:
+        return pd.DataFrame()
+    t = tests.assign(task=[task_label(dataset_title(d), p) for d, p in zip(tests.dataset, tests.protocol)],
+                     recipe=[group_title_of(g) for g in tests.model_a],
+                     cell=[f"{x:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]{' *' if s else ''}"
+                           for x, lo, hi, s in zip(tests["diff"], tests.ci_low, tests.ci_high,
+                                                   tests.significant)])
+    out = t.pivot(index="recipe", columns="task", values="cell")
+    return out.reindex(index=list(dict.fromkeys(t.recipe)), columns=list(dict.fromkeys(t.task)))
+
+
+def group_title_of(group: str) -> str:
+    """Title of a group key (a recipe's title; a model's own title otherwise)."""
+    from .models.minizoo.recipes import RECIPES
+
+    return RECIPES[group].title if group in RECIPES else group_title(group)
 
 
 # ---------------------------------------------------------------- figures
