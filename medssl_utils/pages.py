@@ -318,15 +318,22 @@ def _probes(records: Iterable[dict], task: str) -> list[float]:
 
 def minizoo_table(zoo: MiniZoo) -> pd.DataFrame:
     """One card (row) per recipe: method, corpus, steps, seeds built, source-task probe vs random init."""
+    from .models.minizoo.train import summarise
+
+    ok = {k: r for k, r in zoo.models.items() if isinstance(r.get("probe"), dict) and r.get("recipe") in zoo.recipes}
+    rand_ok = {k: r for k, r in zoo.random.items() if isinstance(r.get("probe"), dict)}
+    verdicts = summarise({"models": ok, "random_baseline": rand_ok})   # the manifest's own rule
     rows = []
     for key, rec in zoo.recipes.items():
         built = sorted((r for r in zoo.models.values() if r.get("recipe") == key), key=lambda r: r.get("train_seed", 0))
         task = _source_task(rec)
         accs = _probes(built, task)
         rand = _probes(zoo.random.values(), task)
-        margin = ""
-        if accs and rand:
-            margin = f"{100 * (_mean_sd(accs)[0] - _mean_sd(rand)[0]):+.1f}"
+        v = verdicts.get(key, {}).get(task, {})
+        margin = f"{100 * v['margin']:+.1f}" if "margin" in v else ""
+        spread = f"{100 * v['spread']:.1f}" if "spread" in v else ""
+        beats = "" if "margin" not in v else "too few seeds" if v["n"] < 2 else \
+            "yes" if verdicts[key]["passes"] else "NO"
         rows.append({
             "Recipe": rec.title, "Key": key, "Family": rec.family, "Method": rec.method,
             "Corpus": rec.pretrain_data, "Init from": rec.init_from or "random",
@@ -335,7 +342,7 @@ def minizoo_table(zoo: MiniZoo) -> pd.DataFrame:
             "Steps": sum(st.steps for st in rec.stages),
             "Seeds built": ", ".join(str(r.get("train_seed", "?")) for r in built) or "not built yet",
             "Probe task": task, "Probe acc. (%)": _pm(accs), "Random init (%)": _pm(rand),
-            "Margin (points)": margin,
+            "Margin (points)": margin, "Seed spread (points)": spread, "Margin > spread": beats,
             "Wall time (s, per seed)": (f"{np.mean([r['wall_time_s'] for r in built if 'wall_time_s' in r]):.0f}"
                                         if any("wall_time_s" in r for r in built) else ""),
             "Notes": rec.notes,

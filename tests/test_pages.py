@@ -181,7 +181,7 @@ def test_weights_status_degrades_gracefully(tmp_path):
 
 def _fake_manifest(path: Path) -> Path:
     models = {}
-    for key, accs in (("sup", (0.62, 0.66)), ("simclr", (0.50, 0.54))):
+    for key, accs in (("sup", (0.62, 0.66)), ("simclr", (0.50, 0.54)), ("swav", (0.31, 0.35))):
         for seed, acc in enumerate(accs):
             models[f"mini-{key}-s{seed}"] = {
                 "recipe": key, "train_seed": seed, "probe": {"fractal": acc, "cxr": acc - 0.1},
@@ -209,12 +209,16 @@ def test_minizoo_pages_with_a_manifest(tmp_path):
     t = pages.minizoo_table(zoo).set_index("Key")
     assert t.loc["sup", "Seeds built"] == "0, 1" and t.loc["byol", "Seeds built"] == "not built yet"
     assert t.loc["sup", "Margin (points)"] == "+32.0"        # mean(62, 66) - mean(30, 32, 34)
+    assert t.loc["sup", "Seed spread (points)"] == "4.8" and t.loc["sup", "Margin > spread"] == "yes"   # 2.8 + 2.0
+    assert t.loc["simclr", "Margin (points)"] == "+20.0" and t.loc["simclr", "Margin > spread"] == "yes"
     assert t.loc["mimic", "Probe task"] == "cxr" and t.loc["mimic", "Margin (points)"] == "+30.0"
+    assert t.loc["mimic", "Margin > spread"] == "too few seeds" and t.loc["byol", "Margin > spread"] == ""
+    assert t.loc["swav", "Margin (points)"] == "+1.0" and t.loc["swav", "Margin > spread"] == "NO"   # not hidden
     assert t.loc["sup", "Probe acc. (%)"].startswith("64.0 ± 2.8")
     x, y, bounds = pages._curve(zoo.models["mini-mimic-s0"])
     assert list(x) == [10, 20, 30, 40] and bounds == [20]      # stages laid end to end
     fig = pages.loss_curve_figure(zoo)
-    assert len([a for a in fig.axes if a.lines]) == 3
+    assert len([a for a in fig.axes if a.lines]) == 4
     fig2 = pages.probe_figure(zoo)
     assert len(fig2.axes) == 2                                  # one panel per probe task
     plt.close("all")
