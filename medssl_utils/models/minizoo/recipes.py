@@ -307,12 +307,13 @@ class Recipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# Budgets (second build, on a quiet 2-core machine: two 1-thread workers, measured 0.49 s/step for supervised
-# at batch 256, 0.46 SimCLR / 0.30 MoCo / 0.57 SwAV at batch 128, 0.32 BYOL at batch 64). They follow the
-# spike: supervised ~24 epochs of the corpus, every self-supervised recipe >= 600 steps at batch 128 (the spike's
-# threshold for SimCLR), BYOL the most steps since it was the slowest to start learning. The first build (under
+# Budgets (second build, 2026-12-01, quiet 2-core machine, two 1-thread workers: 0.46 s/step supervised at
+# batch 256; 0.43 SimCLR, 0.34 MoCo, 0.59 BYOL, 0.60 SwAV at batch 128). They follow the spike: supervised ~24
+# epochs of the corpus, every self-supervised recipe >= 600 steps at batch 128 (the spike's threshold for
+# SimCLR), BYOL the most steps since it was the slowest to start learning. With these budgets every recipe beats
+# random init on its source-task probe by more than the seed spread (BYOL only just). The first build (under
 # heavy load, 200-600 steps at batch 32-128) left BYOL, SwAV and the MoCo-CXR analogue at random-init level on
-# their probes; its records are kept in the manifest under "superseded".
+# their probes; its records are kept in the manifest under "superseded", as are the MoCo pilots.
 _MOCO = (("temperature", 0.2), ("momentum", 0.9), ("queue", 1024))
 _MOCO_CXR = (("temperature", 0.2), ("momentum", 0.99), ("queue", 1024))  # the queue stays below the 2,880 images
 RECIPES: dict[str, Recipe] = {r.key: r for r in (
