@@ -40,8 +40,7 @@ def _wins(fam: pd.DataFrame, a: str, b: str) -> tuple[int, int]:
 def ssl_beats_supervised(this_fam: pd.DataFrame, paper_fam: pd.DataFrame, tests: pd.DataFrame) -> Claim:
     w, n = _wins(this_fam, "self-supervised", "supervised")
     pw, pn = _wins(paper_fam, "self-supervised", "supervised")
-    sig_for = int(((tests.get("significant", pd.Series(dtype=bool))) & (tests.get("diff", 0) > 0)).sum()) if len(tests) else 0
-    sig_against = int(((tests.get("significant", pd.Series(dtype=bool))) & (tests.get("diff", 0) < 0)).sum()) if len(tests) else 0
+    sig_for, sig_against = report.n_significant(tests, +1), report.n_significant(tests, -1)
     if n == 0:
         verdict = UNTESTABLE
     elif w * 2 <= n or sig_against > sig_for:
@@ -108,8 +107,8 @@ def domain_specific_tradeoff(this_scaled: pd.DataFrame, paper_scaled: pd.DataFra
         verdict = UNTESTABLE
     elif gi > 0 and go < 0:
         t = tests.assign(domain=[report.domain_of(d) for d in tests.dataset]) if len(tests) else tests
-        sig_in = int((t.significant & (t["diff"] > 0) & (t.domain == "in")).sum()) if len(t) else 0
-        sig_out = int((t.significant & (t["diff"] < 0) & (t.domain == "out")).sum()) if len(t) else 0
+        sig_in = report.n_significant(t[t.domain == "in"], +1) if len(t) else 0
+        sig_out = report.n_significant(t[t.domain == "out"], -1) if len(t) else 0
         verdict = SUPPORTED if (sig_in > 0 and sig_out > 0) else DIRECTION
     else:
         verdict = NOT_SUPPORTED

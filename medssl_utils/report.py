@@ -252,6 +252,7 @@ def group_tests(cfg, rows: pd.DataFrame, protocol: str, pairs: list[tuple[str, s
     from . import stats
 
     r = annotate(rows[rows.protocol == protocol])
+    titles = dict(zip(r.group, r.group_title)) if by == "group" else FAMILY_LABEL
     out = []
     for d in dict.fromkeys(r.dataset):
         sub = r[r.dataset == d]
@@ -261,7 +262,8 @@ def group_tests(cfg, rows: pd.DataFrame, protocol: str, pairs: list[tuple[str, s
                 continue
             res = stats.compare_models(mats, [(a, b)], correction="none", seed=cfg.seed)
             row = res.iloc[0].to_dict()
-            row.update(dataset=d, dataset_title=dataset_title(d), protocol=protocol)
+            row.update(dataset=d, dataset_title=dataset_title(d), protocol=protocol,
+                       title_a=titles.get(a, a), title_b=titles.get(b, b))
             out.append(row)
     df = pd.DataFrame(out)
     if df.empty:
@@ -287,17 +289,16 @@ def family_tests(cfg, rows: pd.DataFrame, protocol: str, a: str = "self-supervis
 
 
 def recipe_tests(cfg, rows: pd.DataFrame, protocol: str, reference: str | None = None, *,
-                 family: str | None = None, correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
-    """Every group (recipe) of ``family`` (default: all but random init) against the ``reference`` group
-    (default: the run's first supervised group: the mini supervised recipe, or the first supervised checkpoint)."""
+                 correction: str = "holm", alpha: float = 0.05) -> pd.DataFrame:
+    """Every group (recipe) but random init against the ``reference`` group (default: the run's first
+    supervised group: the mini supervised recipe, or the first supervised checkpoint)."""
     r = annotate(rows[rows.protocol == protocol])
     if reference is None:
         sup = list(dict.fromkeys(r[r.family == "supervised"].group))
         reference = sup[0] if sup else None
     if reference is None or reference not in set(r.group):
         return pd.DataFrame()
-    keep = r.family == family if family else r.family != "random"
-    groups = [g for g in dict.fromkeys(r[keep].group) if g != reference]
+    groups = [g for g in dict.fromkeys(r[r.family != "random"].group) if g != reference]
     return group_tests(cfg, rows, protocol, [(g, reference) for g in groups], by="group", correction=correction,
                        alpha=alpha)
 
@@ -308,7 +309,7 @@ def recipe_test_table(tests: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     if tests.empty:
         return pd.DataFrame()
     t = tests.assign(task=[task_label(dataset_title(d), p) for d, p in zip(tests.dataset, tests.protocol)],
-                     recipe=[group_title_of(g) for g in tests.model_a],
+                     recipe=tests.title_a,
                      cell=[f"{x:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]{' *' if s else ''}"
                            for x, lo, hi, s in zip(tests["diff"], tests.ci_low, tests.ci_high,
                                                    tests.significant)])
@@ -316,11 +317,13 @@ def recipe_test_table(tests: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     return out.reindex(index=list(dict.fromkeys(t.recipe)), columns=list(dict.fromkeys(t.task)))
 
 
-def group_title_of(group: str) -> str:
-    """Title of a group key (a recipe's title; a model's own title otherwise)."""
-    from .models.minizoo.recipes import RECIPES
-
-    return RECIPES[group].title if group in RECIPES else group_title(group)
+def n_significant(tests: pd.DataFrame, sign: int = 0) -> int:
+    """How many comparisons the corrected tests support; ``sign`` +1 / -1 counts only those with a positive /
+    negative difference (a minus b)."""
+    if not len(tests) or "significant" not in tests:
+        return 0
+    sig = tests.significant.astype(bool)
+    return int((sig & (np.sign(tests["diff"]) == sign)).sum() if sign else sig.sum())
 
 
 # ---------------------------------------------------------------- figures

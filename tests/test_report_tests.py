@@ -74,3 +74,9 @@ def test_per_item_outcomes_are_reported_in_points(monkeypatch):
 def test_no_supervised_group_gives_no_tests(outcomes):
     rows = _rows()
     assert report.recipe_tests(outcomes, rows[~rows.model.str.contains("sup")], "fewshot").empty
+
+
+def test_significant_counts_by_sign():
+    t = pd.DataFrame({"diff": [2.0, -1.0, 3.0, -4.0], "significant": [True, True, False, True]})
+    assert (report.n_significant(t), report.n_significant(t, +1), report.n_significant(t, -1)) == (3, 1, 2)
+    assert report.n_significant(pd.DataFrame()) == 0

@@ -125,8 +125,7 @@ wins = (this_fam.pivot_table(index="task", columns="family", values="value")
         .pipe(lambda t: int((t.get("self-supervised") > t.get("supervised")).sum()) if {"self-supervised", "supervised"} <= set(t.columns) else 0))
 paper_t = paper_fam.pivot_table(index="task", columns="family", values="value")
 paper_wins = int((paper_t["self-supervised"] > paper_t["supervised"]).sum())
-n_sig = int(tests.get("significant", pd.Series(dtype=bool)).sum()) if len(tests) else 0
-n_sig_ssl = int((tests.get("significant", False) & (tests.get("diff", 0) > 0)).sum()) if len(tests) else 0
+n_sig, n_sig_ssl = report.n_significant(tests), report.n_significant(tests, +1)
 glue("q1_wins", f"{wins}", display=False)
 glue("q1_tasks", f"{n_tasks}", display=False)
 glue("q1_paper_wins", f"{paper_wins}", display=False)
@@ -136,8 +135,8 @@ glue("q1_n_sig", f"{n_sig}", display=False)
 glue("q1_n_sig_ssl", f"{n_sig_ssl}", display=False)
 glue("q1_profile", cfg.profile, display=False)
 glue("q1_n_recipe_tests", f"{len(recipe_tests)}", display=False)
-glue("q1_n_recipe_sig_up", f"{int((recipe_tests.get('significant', False) & (recipe_tests.get('diff', 0) > 0)).sum()) if len(recipe_tests) else 0}", display=False)
-glue("q1_n_recipe_sig_down", f"{int((recipe_tests.get('significant', False) & (recipe_tests.get('diff', 0) < 0)).sum()) if len(recipe_tests) else 0}", display=False)
+glue("q1_n_recipe_sig_up", f"{report.n_significant(recipe_tests, +1)}", display=False)
+glue("q1_n_recipe_sig_down", f"{report.n_significant(recipe_tests, -1)}", display=False)
 """, tags=["remove-cell"]),
     md("""
 ## Answer to Q1 in this run

@@ -63,10 +63,7 @@ def gap(df, domain):
     return m.get("domain-specific", float("nan")) - m.get("self-supervised", float("nan"))
 
 def sig_count(domain, sign):
-    if not len(tests):
-        return 0
-    t = tests[tests.domain == domain]
-    return int((t.significant & (sign * t["diff"] > 0)).sum())
+    return report.n_significant(tests[tests.domain == domain], sign) if len(tests) else 0
 
 glue("q2_gap_in", f"{gap(this, 'in'):+.2f}", display=False)
 glue("q2_gap_out", f"{gap(this, 'out'):+.2f}", display=False)
