@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= mini
 
-.PHONY: setup notebooks book test test-notebooks smoke-notebooks benchmarks clean
+.PHONY: setup notebooks book test test-notebooks smoke-notebooks notebook-sources benchmarks clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -25,7 +25,15 @@ book: notebooks
 
 # Unit tests plus the nbval regression of the committed smoke-profile notebooks, in one pytest run.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/pytest tests --nbval-lax --nbval-sanitize-with tests/notebooks/sanitize.cfg -q
+
+# Rewrite notebooks/ from their builders in tools/ (the source of truth; a test checks they agree).
+notebook-sources: $(STAMP)
+	cd tools && for b in build_*.py; do ../$(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Regenerate the committed smoke notebooks after a deliberate change of results.
 smoke-notebooks: $(STAMP)

@@ -1,11 +1,15 @@
-"""Benchmark: the linear probe's 45-value C sweep with and without warm starts.
+"""Benchmark: the linear probe's 45-value C sweep, warm vs cold starts, and today's settings vs the old ones.
 
-Synthetic ReLU-like features (non-negative, class-shifted means), ResNet-18 sized (512-d), in the
-shape of a MedSynth many-shot split. Same data, grid and machine for both rows; the table also says
-whether both runs chose the same C and how far their test probabilities are apart.
+Synthetic ReLU-like features (non-negative, class-shifted means) in the shape of a MedSynth many-shot
+split: 128-d (the mini-zoo) and 512-d (ResNet-18). Rows, all on the same data, grid and machine:
 
-Run: ``.venv/bin/python benchmarks/bench_linear.py`` (2 threads for torch; BLAS limited to 1 thread
-inside ``linear_probe``, its default, see its docstring).
+- ``default``: ``LinearSettings()``: train-standardised features, Newton-Cholesky (lbfgs above 4,096
+  weights), tol 1e-8; kernel-independent (tests/test_linear_determinism.py).
+- ``previous``: the project's settings before 2026-12-02: raw features, lbfgs, tol 1e-4, 1,000 iterations.
+- ``authors``: ``LinearSettings.authors()``: the authors' grid, raw features, lbfgs, tol 1e-4, 100 iterations.
+
+Each row is timed warm and cold; ``cost`` is its warm time over ``previous``'s warm time.
+Run: ``.venv/bin/python benchmarks/bench_linear.py``.
 """
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ import argparse
 import numpy as np
 import torch
 
-from medssl_utils.protocols.linear import linear_probe
+from medssl_utils.protocols.linear import LinearSettings, linear_probe
+
+PREVIOUS = LinearSettings(standardize=False, solver="lbfgs", tol=1e-4, max_iter=1000, tie_tol=0.0)
+SETTINGS = {"default": LinearSettings(), "previous": PREVIOUS, "authors": LinearSettings.authors()}
 
 
 def features(n: int, d: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,27 +33,27 @@ def features(n: int, d: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=3000, help="items; 60/20/20 train/val/test")
-    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--n", type=int, default=1500, help="items; 60/20/20 train/val/test")
+    ap.add_argument("--dims", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--classes", type=int, nargs="+", default=[2, 5])
-    ap.add_argument("--max-iter", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"Linear probe C sweep (45 values), {args.n} x {args.dim} features, 60/20/20 split, CPU")
-    print(f"{'classes':>7s} {'max_iter':>8s} {'cold s':>8s} {'warm s':>8s} {'speed-up':>8s} {'iters cold':>10s} "
-          f"{'iters warm':>10s} {'C cold':>9s} {'C warm':>9s} {'acc cold':>8s} {'acc warm':>8s} {'max|dp|':>8s}")
-    for k in args.classes:
-        X, y = features(args.n, args.dim, k, seed=k)
-        a, b = int(0.6 * args.n), int(0.8 * args.n)
-        split = (X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:])
-        for max_iter in args.max_iter:
-            cold = linear_probe(*split, warm_start=False, max_iter=max_iter)
-            warm = linear_probe(*split, warm_start=True, max_iter=max_iter)
-            dp = np.abs(cold.test_proba - warm.test_proba).max()
-            print(f"{k:7d} {max_iter:8d} {cold.seconds:8.2f} {warm.seconds:8.2f} {cold.seconds / warm.seconds:7.2f}x "
-                  f"{cold.n_iter.sum():10d} {warm.n_iter.sum():10d} {cold.best_C:9.3g} {warm.best_C:9.3g} "
-                  f"{cold.test_accuracy:8.3f} {warm.test_accuracy:8.3f} {dp:8.1e}")
+    print(f"Linear probe C sweep (45 values), {args.n} items, 60/20/20 split, CPU")
+    print(f"{'dim':>4s} {'classes':>7s} {'settings':>9s} {'solver':>15s} {'cold s':>7s} {'warm s':>7s} "
+          f"{'cold/warm':>9s} {'cost':>6s} {'C':>9s} {'acc':>6s} {'converged':>9s}")
+    for d in args.dims:
+        for k in args.classes:
+            X, y = features(args.n, d, k, seed=k)
+            a, b = int(0.6 * args.n), int(0.8 * args.n)
+            split = (X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:])
+            runs = {name: (linear_probe(*split, settings=s, warm_start=False), linear_probe(*split, settings=s))
+                    for name, s in SETTINGS.items()}
+            base = runs["previous"][1].seconds
+            for name, (cold, warm) in runs.items():
+                print(f"{d:4d} {k:7d} {name:>9s} {warm.switches['solver_used']:>15s} {cold.seconds:7.2f} "
+                      f"{warm.seconds:7.2f} {cold.seconds / warm.seconds:8.2f}x {warm.seconds / base:5.2f}x "
+                      f"{warm.best_C:9.3g} {warm.test_accuracy:6.3f} {str(warm.converged):>9s}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def best_ssl_method(rows: pd.DataFrame, paper_scaled: pd.DataFrame) -> Claim:
                      _paper_best(paper_scaled), "fewer than two SSL methods in this run", UNTESTABLE)
     s = s.assign(scaled=report.minmax(s, "value", "dataset"))
     means = s.groupby(["group", "group_title", "paper_model"], dropna=False).scaled.mean().sort_values(ascending=False)
-    (g, title, pm), top = means.index[0], means.iloc[0]
+    (_, title, pm), top = means.index[0], means.iloc[0]
     verdict = SUPPORTED if pm == "byol" else NOT_SUPPORTED
     return Claim("C2", "5.1, Figure 3", "BYOL transfers best on average among the SSL methods (few-shot).",
                  _paper_best(paper_scaled), f"best mean scaled few-shot score: {title} ({top:.2f})", verdict)
@@ -158,7 +158,7 @@ def domain_specific_focus(ad_in: dict, ad_out: dict, paper_in: dict, paper_out: 
 
 def _correlation_counts(corr: pd.DataFrame, source: str, alpha: float) -> tuple[int, int, list[str]]:
     """(significant, tested, what) over correlation rows with at least 3 points from ``source``."""
-    r, p, n = corr[f"r_{source}"], corr[f"p_{source}"], corr[f"n_{source}"]
+    p, n = corr[f"p_{source}"], corr[f"n_{source}"]
     tested = corr[(n >= 3) & p.notna()]
     sig = tested[tested[f"p_{source}"] < alpha]
     return len(sig), len(tested), [f"{w} (r = {rr:+.2f})" for w, rr in zip(sig.what, sig[f"r_{source}"])]

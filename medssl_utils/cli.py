@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     mz.add_argument("args", nargs=argparse.REMAINDER, help="arguments of python -m medssl_utils.models.minizoo.train")
 
     args = ap.parse_args(argv)
-    from .config import ConfigError, resolve
-    from .models.registry import ModelError
+    from .config import resolve
+    from .errors import MedsslError
 
     try:
         if args.cmd == "check":
@@ -79,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             run_notebooks(args.profile, args.out, names=args.only, params=_params(args.params), force=args.force,
                           suffix=args.suffix)
         elif args.cmd == "run":
-            from .runs import run_grid
+            from .runs import check_protocols, run_grid
 
             cfg = resolve(args.profile, **_params(args.params))
-            rows = run_grid(cfg, [p.strip() for p in args.protocols.split(",") if p.strip()], shard=_shard(args.shard))
+            protocols = check_protocols(p.strip() for p in args.protocols.split(",") if p.strip())
+            rows = run_grid(cfg, protocols, shard=_shard(args.shard))
             print(f"{len(rows)} result rows under {cfg.results_dir}")
         elif args.cmd == "weights":
             from .models import converters, fetch
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             from .models.minizoo import train
 
             train.main(args.args)
-    except (ConfigError, ModelError) as exc:
-        print(f"medssl: {exc}", file=sys.stderr)
+    except MedsslError as exc:
+        print(f"medssl: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 

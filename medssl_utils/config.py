@@ -6,6 +6,8 @@ checks everything, and returns a frozen ``Config`` whose plain values travel to 
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("mini", "smoke", "paper")
 
 
-class ConfigError(ValueError):
+class ConfigError(MedsslError):
     """One clear line saying which parameter is wrong and what was expected."""
 
 
@@ -114,6 +116,8 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     device = str(values.get("device", "auto"))
     if device != "auto" and not (device == "cpu" or device == "cuda" or device.startswith("cuda:") or device == "mps"):
         raise ConfigError(f"parameter 'device': {device!r}; expected auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") or device == "mps":
+        _check_accelerator(device)
     values["device"] = device
     for key in ("seed", "image_size", "n_episodes", "finetune_max_steps", "finetune_eval_every", "dip_steps",
                 "saliency_image_size", "invariance_images"):
@@ -127,7 +131,38 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     values.setdefault("options", {})
     if not isinstance(values["options"], dict):
         raise ConfigError("parameter 'options' must be a mapping")
+    if values["options"].get("linear") is not None:
+        from .protocols.linear import LinearProbeError, LinearSettings
+
+        if not isinstance(values["options"]["linear"], dict):
+            raise ConfigError("parameter 'options.linear' must be a mapping of LinearSettings fields")
+        try:
+            LinearSettings.from_options(values["options"]["linear"])
+        except (LinearProbeError, TypeError) as exc:
+            raise ConfigError(f"parameter 'options.linear': {exc}") from None
     return Config(**values)
+
+
+def _check_accelerator(device: str) -> None:
+    """Refuse a device this machine does not have, before any work (``auto`` falls back to the CPU)."""
+    import torch
+
+    if device == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError("parameter 'device': 'mps' requested but this machine has no MPS device; "
+                              "use auto or cpu")
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"parameter 'device': {device!r} requested but torch sees no CUDA device here; "
+                          "use auto (GPU when present) or cpu")
+    if ":" in device:
+        try:
+            index = int(device.split(":", 1)[1])
+        except ValueError:
+            raise ConfigError(f"parameter 'device': {device!r}; expected cuda:N with N an integer") from None
+        if not 0 <= index < torch.cuda.device_count():
+            raise ConfigError(f"parameter 'device': {device!r} but this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
 
 
 def project_root(start: Path | None = None) -> Path:

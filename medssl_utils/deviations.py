@@ -15,6 +15,8 @@ it and lists it).
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 import importlib
 import json
 import inspect
@@ -25,7 +27,7 @@ STATUSES = ("exists", "planned")
 _UNSET = object()
 
 
-class DeviationError(LookupError):
+class DeviationError(MedsslError, LookupError):
     """A named switch does not exist where its record says; the message names module, target, parameter."""
 
 
@@ -226,14 +228,33 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "45 log-spaced weight decays in [1e-6, 1e5] with C = 1/wd, i.e. C in [1e-5, 1e6], swept from the largest "
         "C down, ties keep the larger C.",
         "C = logspace(-6, 5, 45), swept upwards, ties keep the smaller C.",
-        Switch(_L, "linear_probe", "c_grid_convention", "paper", "code"),
+        Switch(_L, "LinearSettings", "c_grid_convention", "paper", "code",
+               via="options: {linear: {c_grid_convention: code}}"),
         "section 5 item 13; section 4.2"),
     Deviation(
-        "linear_max_iter", "Linear: lbfgs iteration cap", "4.3.2 (silent)",
+        "linear_max_iter", "Linear: solver iteration cap", "4.3.2 (silent)",
         "Not stated.",
         "sklearn's default max_iter=100, which often stops before convergence at large C.",
         "1000 iterations; the result records whether each fit converged.",
-        Switch(_L, "linear_probe", "max_iter", 1000, 100),
+        Switch(_L, "LinearSettings", "max_iter", 1000, 100, via="options: {linear: {max_iter: 100}}"),
+        "section 4.2"),
+    Deviation(
+        "linear_standardize", "Linear: feature standardisation", "4.3.2 (silent)",
+        "Not stated.",
+        "Raw features.",
+        "features centred and scaled by the train split's mean and SD, so every fit is well conditioned and "
+        "converges to the same optimum on every machine (raw features with the authors' solver settings "
+        "changed the selected C between OpenBLAS kernels).",
+        Switch(_L, "LinearSettings", "standardize", True, False, via="options: {linear: {standardize: false}}"),
+        "section 4.2"),
+    Deviation(
+        "linear_solver", "Linear: solver and tolerance", "4.3.2 (silent)",
+        "Not stated.",
+        "lbfgs with sklearn's default tol=1e-4.",
+        "Newton-Cholesky (lbfgs when the model has more than 4,096 weights) at tol=1e-8: converged fits "
+        "whose selected C and predictions do not depend on the BLAS kernel or thread count.",
+        Switch(_L, "LinearSettings", "solver", "auto", "lbfgs",
+               via="options: {linear: {solver: lbfgs, tol: 1.0e-4}}"),
         "section 4.2"),
     Deviation(
         "fewshot_pool", "Few-shot: image pool of the large datasets", "4.3.1 (silent)",

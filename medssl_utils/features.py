@@ -12,6 +12,8 @@ per (model, dataset); extracting each image once and indexing the rows is the sa
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 import hashlib
 import json
 import os
@@ -32,7 +34,7 @@ from .storage import atomic_write_text
 FEATURE_CACHE_VERSION = 1
 
 
-class FeatureError(ValueError):
+class FeatureError(MedsslError):
     pass
 
 
@@ -235,6 +237,6 @@ def _open(entry: Path, key: str) -> FeatureSet:
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from .progress import bar
 
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=False)
+    return bar(total=total, initial=initial, desc=desc, enabled=enabled, leave=False)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 import nbformat
 
 from .config import load_profile, profile_path, project_root, resolve
+from .errors import MedsslError
+from .progress import ENV as PROGRESS_ENV, terminal_target
 from .storage import atomic_path
 
 NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode",
@@ -64,11 +68,19 @@ def run_notebooks(profile: str, out_dir: str | Path, *, names: Iterable[str] | N
     def rel(p: Path) -> Path:
         return p.relative_to(root) if p.is_relative_to(root) else p
 
+    # kernels draw their bars on this terminal (see medssl_utils.progress); never into the notebooks
+    target = terminal_target()
+    if target:
+        os.environ[PROGRESS_ENV] = target
+    else:
+        os.environ.pop(PROGRESS_ENV, None)
+    names = list(names or NOTEBOOKS)
+    unknown = [n for n in names if not (src_dir / f"{n}.ipynb").is_file()]
+    if unknown:
+        raise MedsslError(f"unknown notebook(s) {unknown}; expected some of {', '.join(NOTEBOOKS)}")
     done = []
-    for name in names or NOTEBOOKS:
+    for name in names:
         src = src_dir / f"{name}.ipynb"
-        if not src.is_file():
-            raise FileNotFoundError(f"notebook {src} does not exist; expected one of {', '.join(NOTEBOOKS)}")
         out = out_dir / f"{name}{suffix}.ipynb"
         st = stamp(src, profile, params)
         if not force and _current_stamp(out) == st:
@@ -78,13 +90,32 @@ def run_notebooks(profile: str, out_dir: str | Path, *, names: Iterable[str] | N
         log(f"executing {rel(src)} -> {rel(out)} (profile {profile})")
         injected = {**load_profile(profile), **params, "profile": profile}
         with atomic_path(out.with_suffix(".ipynb")) as tmp:
-            pm.execute_notebook(str(src), str(tmp), parameters=injected, cwd=str(root), progress_bar=False,
-                                kernel_name="python3", log_output=False)
+            try:
+                pm.execute_notebook(str(src), str(tmp), parameters=injected, cwd=str(root),
+                                    progress_bar=sys.stderr.isatty(), kernel_name="python3", log_output=False)
+            except pm.PapermillExecutionError as exc:
+                if exc.ename in _package_errors():   # bad input found inside the notebook: one line
+                    raise MedsslError(f"{rel(src)}: {exc.ename}: {exc.evalue}") from None
+                raise
             nb = nbformat.read(tmp, as_version=4)
             _finish(nb, st, profile)
             nbformat.write(nb, tmp)
         done.append(out)
     return done
+
+
+def _package_errors() -> set[str]:
+    """Names of the package's bad-input error classes (a kernel reports only the class name)."""
+    from .errors import MedsslError as base
+
+    def walk(cls):
+        for sub in cls.__subclasses__():
+            yield sub.__name__
+            yield from walk(sub)
+
+    import medssl_utils.runs  # noqa: F401  (imports the modules that define the subclasses)
+    import medssl_utils.analysis.driver  # noqa: F401
+    return {base.__name__, *walk(base)}
 
 
 def _finish(nb, st: str, profile: str) -> None:

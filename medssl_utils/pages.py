@@ -8,6 +8,8 @@ fetcher) by returning ``None`` plus a note instead of failing.
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ PAPER_ORDER = ("chexpert", "chestx14", "montgomery", "shenzhen", "bach", "eyepac
                "ichallenge_pm")
 
 
-class PagesError(ValueError):
+class PagesError(MedsslError):
     """Bad input to a page builder: names the argument and what was expected."""
 
 
@@ -490,9 +492,15 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("linear", "C grid size", "45", "4.3.2", _L, "N_GRID"),
     Constant("linear", "C grid range (log10)", "1e-6 to 1e5", "4.3.2", _L, "GRID_LOG10"),
     Constant("linear", "C grid convention", "C itself (authors: C = 1/wd)", "4.3.2", _L,
-             "linear_probe.c_grid_convention"),
-    Constant("linear", "lbfgs max_iter", "not stated (authors: 100)", "4.3.2", _L, "linear_probe.max_iter"),
-    Constant("linear", "warm start", "not stated (authors: yes)", "4.3.2", _L, "linear_probe.warm_start"),
+             "LinearSettings.c_grid_convention"),
+    Constant("linear", "feature standardisation (train mean and SD)", "not stated (authors: no)", "4.3.2", _L,
+             "LinearSettings.standardize"),
+    Constant("linear", "solver", "not stated (authors: lbfgs)", "4.3.2", _L, "LinearSettings.solver"),
+    Constant("linear", "solver tolerance", "not stated (authors: 1e-4)", "4.3.2", _L, "LinearSettings.tol"),
+    Constant("linear", "solver max_iter", "not stated (authors: 100)", "4.3.2", _L, "LinearSettings.max_iter"),
+    Constant("linear", "val-score tie tolerance", "not stated (authors: exact ties)", "4.3.2", _L,
+             "LinearSettings.tie_tol"),
+    Constant("linear", "warm start", "not stated (authors: yes)", "4.3.2", _L, "LinearSettings.warm_start"),
     Constant("finetune", "max steps", "5000", "4.3.2", _F, "finetune.max_steps", "finetune_max_steps"),
     Constant("finetune", "validation check every (steps)", "200", "4.3.2", _F, "finetune.eval_every",
              "finetune_eval_every"),

@@ -7,6 +7,8 @@ outcomes, for paired tests, go beside them as ``results_dir/outcomes/<unit>.npy`
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 import hashlib
 import re
 import subprocess
@@ -39,7 +41,7 @@ SCHEMA: dict[str, str] = {
 COLUMNS = list(SCHEMA)
 
 
-class ResultsError(ValueError):
+class ResultsError(MedsslError):
     pass
 
 

@@ -26,6 +26,7 @@ from .models.preprocessing import make_preprocess
 from .models.registry import Backbone, get_spec as model_spec, load_backbone
 from .protocols import fewshot
 from .results import ResultsStore, code_version, unit_name
+from .errors import MedsslError
 from .storage import atomic_path
 
 
@@ -52,7 +53,7 @@ def shard_from_env() -> tuple[int, int]:
 def my_units(units: list[Unit], shard: tuple[int, int] | None) -> list[Unit]:
     rank, size = shard if shard is not None else shard_from_env()
     if not 0 <= rank < size:
-        raise ValueError(f"shard {rank}/{size}: expected 0 <= i < n")
+        raise MedsslError(f"shard {rank}/{size}: expected 0 <= i < n (e.g. --shard 0/4)")
     return [u for k, u in enumerate(units) if k % size == rank]
 
 
@@ -144,8 +145,12 @@ def episodes(cfg: Config, data: str) -> fewshot.Episodes:
 def settings(cfg: Config, protocol: str) -> dict:
     """Everything besides (model, dataset, profile, seed) and the inputs' cache key that changes a protocol
     unit's numbers. Stored in each row's ``extra``; a stored unit whose settings differ is computed again."""
+    from .protocols.linear import LinearSettings
+
+    linear = LinearSettings.from_options(cfg.options.get("linear")).as_dict()
+    linear.pop("blas_threads")   # speed only: results do not depend on it (tests/test_linear_determinism.py)
     base = {"fewshot": {"episodes": cfg.n_episodes},
-            "linear": {},
+            "linear": {"constants": linear},
             "finetune": {"max_steps": cfg.finetune_max_steps, "eval_every": cfg.finetune_eval_every}}[protocol]
     return {**base, "switches": dict(cfg.options.get(protocol, {}) or {})}
 
@@ -224,13 +229,13 @@ def _metric_rows(cfg: Config, unit: Unit, key: str, metric: str, y_true: np.ndar
 
 
 def run_linear_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
-    from .protocols.linear import linear_probe
+    from .protocols.linear import LinearSettings, linear_probe
 
     fs = features(cfg, unit.model, unit.dataset)
     sp = _split_rows(cfg, unit.dataset, fs)
     metric = dataset_spec(unit.dataset).metric
-    switches = cfg.options.get("linear", {})
-    res = linear_probe(*sp["train"], *sp["val"], *sp["test"], metric=metric, **switches)
+    settings_ = LinearSettings.from_options(cfg.options.get("linear"))
+    res = linear_probe(*sp["train"], *sp["val"], *sp["test"], metric=metric, settings=settings_)
     rows = _metric_rows(cfg, unit, fs.key, metric, sp["test"][1], res.test_pred, res.test_proba, res.summary())
     return rows, {"test_correct": res.test_correct.astype(np.uint8)}
 
@@ -274,12 +279,22 @@ def run_finetune_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
 PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit, "linear": run_linear_unit, "finetune": run_finetune_unit}
 
 
+def check_protocols(names: Iterable[str]) -> list[str]:
+    """The protocol names, each one known; one clear error for a typo (which would otherwise run nothing)."""
+    names = list(names)
+    bad = [n for n in names if n not in PROTOCOL_RUNNERS]
+    if bad or not names:
+        raise MedsslError(f"--protocols: unknown protocol(s) {bad or names}; expected some of "
+                          f"{', '.join(PROTOCOL_RUNNERS)}")
+    return names
+
+
 def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: Iterable[str] | None = None,
              datasets: Iterable[str] | None = None, shard: tuple[int, int] | None = None,
              progress: bool = True) -> pd.DataFrame:
     """Run every (protocol, model, dataset) unit this worker owns that is not done with the current settings
     and inputs; return all rows."""
-    from tqdm.auto import tqdm
+    from .progress import bar
 
     store = ResultsStore(cfg.results_dir)
     chosen = list(models or cfg.models)
@@ -287,7 +302,7 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
              if (p == "fewshot" or p in dataset_spec(d).manyshot)
              and (p != "finetune" or m in cfg.finetune_models)]
     todo = [u for u in my_units(units, shard) if not is_current(store, cfg, u, settings(cfg, u.protocol))]
-    for u in tqdm(todo, desc="units", disable=not progress or not todo):
+    for u in bar(todo, desc="units", enabled=progress and bool(todo)):
         rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)
         store.write(u.name(cfg), rows, outcomes)
     names = {u.name(cfg) for u in units}

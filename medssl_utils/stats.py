@@ -15,6 +15,8 @@ difference, with the +1 correction: p = (1 + #{|d* - d| >= |d|}) / (1 + n_boot),
 """
 from __future__ import annotations
 
+from .errors import MedsslError
+
 import itertools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -27,7 +29,7 @@ LEVEL = 0.95
 _CHUNK_CELLS = 4_000_000   # bootstrap work matrices are processed in chunks of about this many cells
 
 
-class StatsError(ValueError):
+class StatsError(MedsslError):
     pass
 
 

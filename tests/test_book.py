@@ -49,3 +49,31 @@ def test_every_table_and_figure_has_a_counterpart(html, label):
 def test_injected_parameters_are_hidden(html):
     assert "tag_parameters" in html            # the documented parameters cell is there (folded)
     assert "tag_injected-parameters" not in html  # papermill's injected cell is removed
+
+
+def _outputs(html: str) -> list[str]:
+    """The text of every cell output area on the built pages."""
+    blocks = re.findall(r'<div class="cell_output docutils container">(.*?)</div>\s*</div>', html, flags=re.S)
+    return [re.sub(r"<[^>]+>", " ", b) for b in blocks]
+
+
+def test_pages_have_no_progress_bars_paths_or_warnings(html):
+    outputs = _outputs(html)
+    assert outputs, "no cell outputs found: the HTML layout changed and this test would pass vacuously"
+    text = "\n".join(outputs)
+    bars = re.findall(r"\d+%\|.*?\|\s*\d+/\d+|\d+(?:\.\d+)?(?:it|s)/(?:s|it)\]", text)
+    assert not bars, f"{len(bars)} progress-bar line(s) in the rendered pages, e.g. {bars[0]!r}"
+    paths = re.findall(r"(?:/work/|/home/|/root/|/tmp/|/Users/|site-packages|[A-Z]:\\\\)\S*", text)
+    assert not paths, f"{len(paths)} absolute path(s) of the build machine in the pages, e.g. {paths[0]!r}"
+    warns = [ln.strip() for ln in text.splitlines() if re.search(r"\w*Warning\b|^\s*warnings\.warn", ln)]
+    assert not warns, f"{len(warns)} warning line(s) in cell outputs, e.g. {warns[0]!r}"
+
+
+def test_committed_smoke_notebooks_have_no_stderr_output():
+    import nbformat
+
+    for path in sorted(NB_DIR.glob("*_smoke.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                assert out.get("name") != "stderr", f"{path.name} cell {i} writes to stderr: {out['text'][:200]!r}"

@@ -74,7 +74,7 @@ def test_binary_fit_is_the_multinomial_model():
     """The paper's model has one weight vector per class; sklearn fits one vector for two classes."""
     X_tr, y_tr, X_va, y_va, X_te, y_te = _splits(seed=4, sd=2.5, n=(30, 10, 20))
     C = 0.05
-    res = linear_probe(X_tr, y_tr, X_va, y_va, X_te, y_te, grid=[C], tol=1e-10, max_iter=10_000)
+    res = linear_probe(X_tr, y_tr, X_va, y_va, X_te, y_te, grid=[C], tol=1e-10, max_iter=10_000, standardize=False)
     X, y = np.concatenate([X_tr, X_va]), np.concatenate([y_tr, y_va])
     d = X.shape[1]
 
@@ -136,3 +136,45 @@ def test_bad_input_gives_clear_errors():
         linear_probe(X_tr, y_tr, X_va, y_va, X_te, y_te, metric="f1")
     with pytest.raises(LinearProbeError, match="c_grid_convention"):
         linear_probe(X_tr, y_tr, X_va, y_va, X_te, y_te, c_grid_convention="authors")
+
+
+def test_ties_within_tolerance_keep_the_first_in_sweep_order():
+    from medssl_utils.protocols.linear import select_index
+
+    scores = np.array([0.5, 0.7, 0.7 - 1e-12, 0.7, 0.6])
+    assert select_index(scores, 1e-9) == 1
+    assert select_index(scores[::-1], 1e-9) == 1            # the code convention sweeps the other way
+    assert select_index(np.array([0.7 - 1e-12, 0.7]), 0.0) == 1   # exact ties only: the last bit decides
+    assert select_index(np.array([0.7 - 1e-12, 0.7]), 1e-9) == 0
+
+
+def test_standardisation_uses_train_statistics_and_keeps_constant_columns_finite():
+    from medssl_utils.protocols.linear import standardize_on
+
+    rng = np.random.default_rng(8)
+    tr = np.c_[rng.normal(3, 2, 50), np.full(50, 7.0)]
+    te = np.c_[rng.normal(3, 2, 20), np.full(20, 7.0)]
+    s_tr, s_te = standardize_on(tr, te)
+    np.testing.assert_allclose(s_tr[:, 0].mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(s_tr[:, 0].std(), 1)
+    np.testing.assert_allclose((te[:, 0] - tr[:, 0].mean()) / tr[:, 0].std(), s_te[:, 0])
+    assert np.all(s_tr[:, 1] == 0) and np.all(s_te[:, 1] == 0)
+
+
+def test_settings_validate_and_the_authors_preset():
+    from medssl_utils.protocols.linear import LinearSettings
+
+    a = LinearSettings.authors()
+    assert (a.c_grid_convention, a.standardize, a.solver, a.tol, a.max_iter) == ("code", False, "lbfgs", 1e-4, 100)
+    with pytest.raises(LinearProbeError, match="unknown key"):
+        LinearSettings.from_options({"max_iters": 3})
+    with pytest.raises(LinearProbeError, match="solver"):
+        LinearSettings(solver="saga")
+    with pytest.raises(LinearProbeError, match="LinearSettings"):
+        linear_probe(*_splits(seed=9), not_a_field=1)
+
+
+def test_default_fits_converge_even_at_large_C_on_separable_features():
+    res = linear_probe(*_splits(seed=10, centres=((0, 0, 0, 0), (6, 6, 0, 0), (0, 6, 6, 0))))
+    assert res.converged and res.switches["solver_used"] == "newton-cholesky"
+    assert res.n_iter.max() < 100

@@ -10,7 +10,7 @@ from medssl_utils import config, reference, report_q3, runs
 from medssl_utils.analysis import AnalysisError, driver
 from medssl_utils.models.minizoo.arch import ARCH_NAME, FEATURE_DIM, INPUT_SIZE
 from medssl_utils.models.registry import MODELS, ModelSpec, register
-from medssl_utils.results import COLUMNS, ResultsStore
+from medssl_utils.results import COLUMNS
 
 torch.set_num_threads(1)
 MODEL = "test-q3-random"

@@ -113,7 +113,9 @@ def test_authors_fewshot_pool_and_square_resize(tmp_path):
         a_rows = runs.run_grid(authors, ["fewshot"], progress=False)
     finally:
         dreg.DATASETS["medsynth-chexpert"] = orig
-    key = lambda df, d: df[df.dataset == d].cache_key.iloc[0]
+    def key(df, d):
+        return df[df.dataset == d].cache_key.iloc[0]
+
     assert key(p_rows, "medsynth-montgomery") != key(a_rows, "medsynth-montgomery")   # square-resized features
     assert key(p_rows, "medsynth-chexpert") == key(a_rows, "medsynth-chexpert")      # large set: same features
     assert "square257" in json.loads(a_rows[a_rows.dataset == "medsynth-montgomery"].extra.iloc[0])["inputs"]

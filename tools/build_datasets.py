@@ -1,8 +1,6 @@
 """Writes notebooks/datasets.ipynb (no outputs): the dataset registry, MedSynth examples and learnability."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -96,4 +94,4 @@ In this run the pixel baseline's 95% interval lies above chance on {glue:text}`d
 do not already give.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "datasets.ipynb")
+write(cells, "datasets")

@@ -1,8 +1,6 @@
 """Writes notebooks/methods.ipynb (no outputs): protocol constants, result schema and deviations, from the code."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -69,6 +67,24 @@ glue("m_n_exists", f"{int((dev.Status == 'exists').sum())}", display=False)
 """, tags=["remove-cell"]),
     md("""
 Of the {glue:text}`m_n_dev` deviations listed, {glue:text}`m_n_exists` have a switch in the code now.
+
+## Same numbers on every machine
+
+Processors differ in the floating-point kernels they run: OpenBLAS picks one per processor (some machines
+override it with `OPENBLAS_CORETYPE`), oneDNN picks AVX2 or AVX-512 code for PyTorch's convolutions, and thread
+counts differ. What this does to each protocol, measured on the project's 2-core machines (2026-12-02):
+
+- **Few-shot**: nearest-prototype decisions on cached features; identical under every setting tried.
+- **Linear**: with the authors' solver settings (lbfgs, tolerance 1e-4, raw features) the selected C changed
+  between OpenBLAS kernels on 34 of 84 test problems (synthetic near-ties plus the smoke and mini features).
+  The defaults here standardise the features on train and converge each fit (Newton-Cholesky, tolerance 1e-8):
+  the selected C, the predictions and the probabilities to 8 decimals were then identical on all 84 problems
+  under three kernels and one or two threads. `tests/test_linear_determinism.py` checks this on every run.
+- **Finetune**: deterministic on one machine, but a short finetune amplifies the ~1e-7 differences between
+  oneDNN's AVX2 and AVX-512 kernels into other predictions: on the smoke profile the randomly initialised
+  model's CheXpert† accuracy was 64.1 % with one and 75.8 % with the other (supervised: 85.2 vs 82.8 %);
+  running in float64 did not remove it (77.3 vs 74.2 %). Compare finetune numbers across machines with their
+  confidence intervals; the regression tests check only the few-shot, linear and Q3 numbers.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "methods.ipynb")
+write(cells, "methods")

@@ -1,8 +1,6 @@
 """Writes notebooks/models.ipynb (no outputs): the paper's checkpoints, weights status and the mini-zoo cards."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -95,4 +93,4 @@ recipes never saw a label, so a margin well above random init, not parity with s
 they learned something. Their transfer to the MedSynth tasks is what the Q1 and Q2 pages measure.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "models.ipynb")
+write(cells, "models")

@@ -1,8 +1,6 @@
 """Writes notebooks/q1_supervised_vs_selfsupervised.ipynb (no outputs)."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -115,7 +113,9 @@ fig_a4 = report.scatter_figure(
 """, tags=["hide-input"]),
     code("""
 # NBVAL_CHECK_OUTPUT
-summary = report.summarise(rows)
+# Regression check on the processor-independent protocols. Finetuning is left out: its predictions move with
+# the CPU's kernels (oneDNN AVX2 vs AVX-512: up to 12 points on a smoke model), see the methods page.
+summary = report.summarise(rows[rows.protocol != "finetune"])
 for r in summary.sort_values(["protocol", "dataset", "group"]).itertuples():
     print(f"{r.protocol:>8s} {r.dataset:>20s} {r.group:>14s} {r.metric:>24s} {r.value:6.1f}")
 """, tags=["hide-input"]),
@@ -150,4 +150,4 @@ of self-supervised pretraining). Recipe by recipe, {glue:text}`q1_n_recipe_sig_u
 {glue:text}`q1_n_recipe_sig_down` significantly below. A difference is claimed only where the test supports it.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "q1_supervised_vs_selfsupervised.ipynb")
+write(cells, "q1_supervised_vs_selfsupervised")

@@ -1,8 +1,6 @@
 """Writes notebooks/q3_what_features_encode.ipynb (no outputs)."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -250,4 +248,4 @@ see the correlations table). Reconstructions here are scored with {glue:text}`q3
 or synthetic data these correlations say little about the paper's claims; "n/a" marks what could not be computed.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "q3_what_features_encode.ipynb")
+write(cells, "q3_what_features_encode")

@@ -1,8 +1,6 @@
 """Writes notebooks/reproduction.ipynb (no outputs): the paper's conclusions, checked claim by claim."""
-from pathlib import Path
 
-import nbformat
-from notebook_cells import code, md, notebook, parameters_cell, setup_cell
+from notebook_cells import code, md, parameters_cell, setup_cell, write
 
 cells = [
     md("""
@@ -55,8 +53,11 @@ table.style.hide(axis="index").set_uuid("claims")
 """, tags=["hide-input"]),
     code("""
 # NBVAL_CHECK_OUTPUT
+# Claims C1-C5 draw on finetuning, whose predictions move with the CPU's kernels (see the methods page);
+# the regression check covers the claims computed from processor-independent numbers only.
 for c in found:
-    print(f"{c.key}: {c.verdict}")
+    if c.key in ("C6", "C7", "C8"):
+        print(f"{c.key}: {c.verdict}")
 """, tags=["hide-input"]),
     code("""
 counts = table.verdict.value_counts()
@@ -73,4 +74,4 @@ shows the paper's direction without significance for {glue:text}`rep_direction`,
 {glue:text}`rep_not`, and cannot test {glue:text}`rep_untestable`.
 """),
 ]
-nbformat.write(notebook(cells), Path(__file__).resolve().parents[1] / "notebooks" / "reproduction.ipynb")
+write(cells, "reproduction")

@@ -1,10 +1,19 @@
 """Shared helpers for writing the source notebooks with nbformat (used by the per-notebook builders).
 
-The notebooks in ``notebooks/`` are the source of truth; these helpers only make consistent cells.
+The builders (``tools/build_*.py``) are the source of truth; ``notebooks/`` is their output, and
+``tests/test_notebook_sources.py`` checks that rebuilding reproduces it byte for byte. Cell ids are
+derived from each cell's position and text, so an unchanged builder writes an unchanged notebook (and its
+stamp does not change, so ``medssl notebooks`` does not re-execute it).
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import nbformat
+
+OUT_ENV = "MEDSSL_NOTEBOOK_SOURCES"   # folder to write to instead of notebooks/ (the test uses it)
 
 PARAMETERS = '''from typing import Optional
 
@@ -69,3 +78,13 @@ def parameters_cell():
 
 def setup_cell():
     return code(SETUP, tags=["hide-input"])
+
+
+def write(cells, name: str) -> Path:
+    """Write ``notebooks/<name>.ipynb`` with deterministic cell ids."""
+    nb = notebook(cells)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"c{i:03d}-" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
+    out = Path(os.environ.get(OUT_ENV) or Path(__file__).resolve().parents[1] / "notebooks") / f"{name}.ipynb"
+    nbformat.write(nb, out)
+    return out

@@ -7,6 +7,8 @@ also had: their running statistics were updated by every forward; ours are left 
 """
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,7 +18,7 @@ from torch import nn
 BN_MODES = ("eval", "train")
 
 
-class AnalysisError(ValueError):
+class AnalysisError(MedsslError):
     """Bad input to an analysis tool: names the parameter and what was expected."""
 
 

@@ -299,12 +299,12 @@ def run_analysis_grid(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models
                       progress: bool = True) -> pd.DataFrame:
     """Run every analysis unit this worker owns that is not done with the current settings; return the rows of
     every unit of the grid that is done with them (from any worker)."""
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
     store = ResultsStore(cfg.results_dir)
     units = planned_units(cfg, analyses, models=models, datasets=datasets)
     todo = [u for u in runs.my_units(units, shard) if not _current(store, cfg, u)]
-    for u in tqdm(todo, desc="analysis units", disable=not progress or not todo):
+    for u in bar(todo, desc="analysis units", enabled=progress and bool(todo)):
         t0 = time.perf_counter()
         # features.extract leaves the shared module in channels_last, which changes conv numerics (the DIP
         # amplifies that to ~1e-3): put every module in that format first, so no result depends on what ran before

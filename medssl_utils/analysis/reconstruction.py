@@ -158,8 +158,8 @@ def invert_features(module: nn.Module, image01: torch.Tensor, normalise: Callabl
     losses = np.empty(n_steps, dtype=np.float64)
     steps = range(n_steps)
     if progress:
-        from tqdm.auto import tqdm
-        steps = tqdm(steps, desc="deep image prior", unit="step")
+        from ..progress import bar
+        steps = bar(steps, desc="deep image prior", unit="step", leave=False)
     with batchnorm_mode(module, "eval"):
         with torch.no_grad():
             target = feature_map(module, prep(x01)[None].to(dev)).detach()

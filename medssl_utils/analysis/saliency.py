@@ -96,8 +96,8 @@ def occlusion_saliency(module: nn.Module, image01: torch.Tensor, normalise: Call
 
     starts = range(0, len(positions), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc=f"occlusion saliency ({len(positions)} positions)", unit="batch")
+        from ..progress import bar
+        starts = bar(starts, desc=f"occlusion saliency ({len(positions)} positions)", unit="batch", leave=False)
     with batchnorm_mode(module, bn_mode), torch.no_grad():
         ref = _pooled(module, x[None])
         ref_norm = ref.norm()

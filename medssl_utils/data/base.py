@@ -1,13 +1,15 @@
 """The one shape every dataset takes: (image, label, id), so any protocol runs on any dataset."""
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from PIL import Image
 
 
-class DatasetError(ValueError):
+class DatasetError(MedsslError):
     """Bad dataset input: the message names the file, column or class and what was expected."""
 
 

@@ -27,19 +27,19 @@ def _spec(name: str | ModelSpec) -> ModelSpec:
 
 def download(url: str, target: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
     """Stream ``url`` to ``target`` through a temporary file; one clear error when offline."""
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             with atomic_path(target) as tmp, open(tmp, "wb") as out, \
-                    tqdm(total=int(total) if total else None, unit="B", unit_scale=True, desc=target.name,
-                         disable=not progress, leave=False) as bar:
+                    bar(total=int(total) if total else None, unit="B", unit_scale=True, desc=target.name,
+                        enabled=progress, leave=False) as pbar:
                 n = 0
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     out.write(block)
                     n += len(block)
-                    bar.update(len(block))
+                    pbar.update(len(block))
                 out.flush()
                 if total and n != int(total):
                     raise ModelError(f"download of {url} stopped after {n} of {total} bytes")

@@ -5,6 +5,8 @@ its feature dimension, its own input preprocessing and the hash of the weights i
 """
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 
-class ModelError(ValueError):
+class ModelError(MedsslError):
     """Bad model input: names the model, file or key and what was expected."""
 
 

@@ -5,6 +5,8 @@ and models can be compared episode by episode.
 """
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,7 @@ N_QUERY = 15
 N_EPISODES = 600
 
 
-class FewShotError(ValueError):
+class FewShotError(MedsslError):
     pass
 
 

@@ -12,6 +12,8 @@ live tensors). ``restore_best=False`` reproduces that.
 """
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 import copy
 import math
 import time
@@ -29,7 +31,7 @@ from ..features import resolve_device
 from .linear import METRICS, accuracy, mean_per_class_accuracy, score
 
 
-class FinetuneError(ValueError):
+class FinetuneError(MedsslError):
     pass
 
 
@@ -244,6 +246,6 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
-    return tqdm(total=total, desc="finetune", disable=not enabled, leave=False)
+    return bar(total=total, desc="finetune", enabled=enabled, leave=False)

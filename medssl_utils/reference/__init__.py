@@ -21,6 +21,8 @@ Paper rows for the families use the model names ``mimic_chexpert_best`` and ``mo
 """
 from __future__ import annotations
 
+from ..errors import MedsslError
+
 import csv
 import json
 import math
@@ -40,7 +42,7 @@ AUTHORS_CODE = "jonahanton/SSL_medicalimaging@77fceef"
 PROFILE = "published"
 
 
-class ReferenceDataError(ValueError):
+class ReferenceDataError(MedsslError):
     pass
 
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..architectures import register_architecture
-from ..registry import ModelSpec, register
+from ..registry import ModelError, ModelSpec, register
 from .arch import ARCH_NAME, FEATURE_DIM, INPUT_SIZE, build_mini_resnet18_w16
 from .recipes import RECIPES, parse_name
 
@@ -35,7 +35,7 @@ def read_manifest(path: Path = MANIFEST_PATH) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); rebuild it with "
+        raise ModelError(f"{path}: not valid JSON ({exc}); rebuild it with "
                          "`python -m medssl_utils.models.minizoo.train --all`") from exc
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import MedsslError as ModelError
 from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -370,7 +371,7 @@ def parse_name(name: str) -> tuple[str, int]:
     parts = name.split("-")
     if len(parts) != 3 or parts[0] != "mini" or parts[1] not in RECIPES or not parts[2][1:].isdigit() \
             or parts[2][0] != "s":
-        raise ValueError(f"mini-zoo model name {name!r}: expected 'mini-<recipe>-s<seed>' with recipe in "
+        raise ModelError(f"mini-zoo model name {name!r}: expected 'mini-<recipe>-s<seed>' with recipe in "
                          f"{sorted(RECIPES)}")
     return parts[1], int(parts[2][1:])
 
