@@ -3,7 +3,7 @@
 Synthetic ReLU-like features (non-negative, class-shifted means) in the shape of a MedSynth many-shot
 split: 128-d (the mini-zoo) and 512-d (ResNet-18). Rows, all on the same data, grid and machine:
 
-- ``default``: ``LinearSettings()``: train-standardised features, Newton-Cholesky (lbfgs above 4,096
+- ``default``: ``LinearSettings()``: train-standardised features, Newton-Cholesky (lbfgs above 1,024
   weights), tol 1e-8; kernel-independent (tests/test_linear_determinism.py).
 - ``previous``: the project's settings before 2026-12-02: raw features, lbfgs, tol 1e-4, 1,000 iterations.
 - ``authors``: ``LinearSettings.authors()``: the authors' grid, raw features, lbfgs, tol 1e-4, 100 iterations.

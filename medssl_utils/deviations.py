@@ -251,7 +251,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "linear_solver", "Linear: solver and tolerance", "4.3.2 (silent)",
         "Not stated.",
         "lbfgs with sklearn's default tol=1e-4.",
-        "Newton-Cholesky (lbfgs when the model has more than 4,096 weights) at tol=1e-8: converged fits "
+        "Newton-Cholesky (lbfgs when the model has more than 1,024 weights) at tol=1e-8: converged fits "
         "whose selected C and predictions do not depend on the BLAS kernel or thread count.",
         Switch(_L, "LinearSettings", "solver", "auto", "lbfgs",
                via="options: {linear: {solver: lbfgs, tol: 1.0e-4}}"),
