@@ -113,8 +113,11 @@ def _package_errors() -> set[str]:
             yield sub.__name__
             yield from walk(sub)
 
-    import medssl_utils.runs  # noqa: F401  (imports the modules that define the subclasses)
-    import medssl_utils.analysis.driver  # noqa: F401
+    import importlib
+
+    for mod in ("runs", "analysis.driver", "protocols.linear", "protocols.finetune", "stats", "pages",
+                "deviations", "reference", "models.converters", "models.checkpoints"):
+        importlib.import_module(f"medssl_utils.{mod}")   # the modules that define the subclasses
     return {base.__name__, *walk(base)}
 
 

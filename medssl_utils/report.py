@@ -327,28 +327,6 @@ def n_significant(tests: pd.DataFrame, sign: int = 0) -> int:
 
 
 # ---------------------------------------------------------------- figures
-def bar_figure(rows: pd.DataFrame, *, protocol: str, title: str, ylabel: str = "accuracy (%)"):
-    """Per-dataset bars of every group of this run, with the per-episode / bootstrap CI."""
-    import matplotlib.pyplot as plt
-
-    s = _headline(summarise(rows[rows.protocol == protocol]))
-    datasets = list(dict.fromkeys(s.dataset_title))
-    groups = list(dict.fromkeys(s.group_title))
-    fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(datasets)), 3.4))
-    width = 0.8 / max(1, len(groups))
-    x = np.arange(len(datasets))
-    for k, g in enumerate(groups):
-        sub = s[s.group_title == g].set_index("dataset_title").reindex(datasets)
-        err = np.nan_to_num(np.sqrt(sub.ci_half.to_numpy() ** 2 + np.nan_to_num(sub.seed_sd.to_numpy()) ** 2))
-        ax.bar(x + k * width - 0.4 + width / 2, sub.value.to_numpy(), width, yerr=err, capsize=2, label=g)
-    ax.set_xticks(x, datasets, rotation=20, ha="right")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=3, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
 def family_figure(this: pd.DataFrame, paper: pd.DataFrame, *, families=("self-supervised", "supervised"),
                   title: str = ""):
     """Figure 2's counterpart: family means per dataset, this run (left) beside the paper (right)."""

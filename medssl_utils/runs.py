@@ -23,7 +23,7 @@ from .data.manifests import manifest_for
 from .data.registry import get_spec as dataset_spec
 from .data.registry import load_dataset
 from .models.preprocessing import make_preprocess
-from .models.registry import Backbone, get_spec as model_spec, load_backbone
+from .models.registry import Backbone, load_backbone
 from .protocols import fewshot
 from .results import ResultsStore, code_version, unit_name
 from .errors import MedsslError
@@ -312,8 +312,3 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
 
 def outcomes(cfg: Config, protocol: str, model: str, data: str, name: str) -> np.ndarray:
     return ResultsStore(cfg.results_dir).outcomes(Unit(protocol, model, data).name(cfg), name)
-
-
-def model_table(names: Iterable[str]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": n, "title": model_spec(n).title, "family": model_spec(n).family}
-                         for n in names])

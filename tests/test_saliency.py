@@ -1,10 +1,10 @@
-"""Occlusion saliency, attentive diffusion and the bundled sample images (paper section 4.4.1)."""
+"""Occlusion saliency and attentive diffusion (paper section 4.4.1)."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from medssl_utils.analysis import (AnalysisError, attentive_diffusion, occlusion_saliency, sample_images,
+from medssl_utils.analysis import (AnalysisError, attentive_diffusion, occlusion_saliency,
                                    scaled_patch)
 
 
@@ -131,11 +131,3 @@ def test_attentive_diffusion():
     assert 40 < attentive_diffusion(broad) < 60
     with pytest.raises(AnalysisError):
         attentive_diffusion(np.array([[np.nan, 1.0]]))
-
-
-def test_bundled_sample_images_need_no_download():
-    samples = sample_images()
-    assert [s.name for s in samples] == ["retina", "microaneurysms", "immunohistochemistry"]
-    for s in samples:
-        assert s.image.mode == "RGB" and min(s.image.size) >= 100
-        assert "skimage.data." in s.provenance and len(s.provenance) > 60

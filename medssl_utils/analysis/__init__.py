@@ -10,7 +10,6 @@ from .invariance import (TransformSet, Whitening, features_of, fit_whitening, ho
 from .reconstruction import (Reconstruction, SkipGenerator, headline_metric, invert_features,
                              lpips_weights_present, perceptual_distance)
 from .saliency import attentive_diffusion, occlusion_saliency, scaled_patch
-from .sample_images import SampleImage, sample_image, sample_images
 
 __all__ = [
     "AnalysisError", "batchnorm_mode",
@@ -20,5 +19,4 @@ __all__ = [
     "fit_whitening", "Whitening", "similarities", "invariance", "multiview_pairs", "TransformSet",
     "rotations", "horizontal_flips", "hue_shifts", "features_of",
     "pearson", "linear_fit", "LinearFit", "minmax_per_dataset",
-    "sample_image", "sample_images", "SampleImage",
 ]
