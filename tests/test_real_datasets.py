@@ -394,3 +394,31 @@ def test_manifest_on_fixture(data_root, name):
         assert abs(frac - {"random_80_20": 0.2, "random_60_40": 0.4}[split]) < 0.15
     assert make_manifest(ds, split=split, seed=0).equals(m)
     assert ds.fingerprint and get_spec(name).folder in ds.fingerprint
+
+
+# ---------------------------------------------------------------- the split a run uses (issue 19, defects 1 and 2)
+def _run_manifest(tmp_path, root, name, options):
+    from medssl_utils import config, runs
+
+    cfg = config.resolve("smoke", data_root=str(root), datasets=[name], cache_dir=str(tmp_path / "cache"),
+                         results_dir=str(tmp_path / "results"), options={"datasets": {name: options}})
+    return runs.manifest(cfg, name)[0]
+
+
+def test_runs_use_chexpert_official_valid_when_asked(data_root, tmp_path):
+    """Before: the valid.csv images were scattered into the random 60/40 split (silently wrong)."""
+    root, truth = data_root
+    valid = {r["id"] for r in truth["chexpert"]["valid"]}
+    m = _run_manifest(tmp_path, root, "chexpert", {"official_valid": True})
+    assert set(m.loc[m.split == "test", "id"]) == valid
+    default = _run_manifest(tmp_path, root, "chexpert", {})
+    assert not valid & set(default.id)              # default: the authors' 60/40 split of train.csv only
+
+
+def test_runs_split_eyepacs_randomly_without_kaggle_test_labels(tmp_path):
+    """Before: official_test=False, as the error advises, failed with "split 'official' needs ..."."""
+    root = tmp_path / "data"
+    truth = fx.write_eyepacs(root, 4, test=False)
+    m = _run_manifest(tmp_path, root, "eyepacs", {"official_test": False})
+    assert set(m.id) == set(truth) and set(m.split) == {"train", "val", "test"}
+    assert 0.1 < (m.split == "test").mean() < 0.35   # stratified 80/20

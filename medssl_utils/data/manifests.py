@@ -78,8 +78,21 @@ def load_manifest(path: Path) -> pd.DataFrame:
     return df
 
 
+def split_for(ds: ImageDataset, registry_split: str) -> str:
+    """The split a run uses: the publisher's whenever the loaded dataset carries one (CheXpert with
+    ``official_valid=True``, EyePACS by default), else the registry's random split; a registry that asks for
+    the publisher's split of a dataset loaded without it (EyePACS with ``official_test=False``) falls back to
+    the stratified random 80/20 split its loader documents."""
+    if ds.given_split is not None:
+        return "official"
+    return "random_80_20" if registry_split == "official" else registry_split
+
+
 def manifest_for(ds: ImageDataset, cache_dir: Path, *, split: str, seed: int) -> tuple[pd.DataFrame, str]:
-    """Make (or reuse) the manifest of ``ds`` under ``cache_dir/manifests``; return it and its hash."""
+    """Make (or reuse) the manifest of ``ds`` under ``cache_dir/manifests``; return it and its hash.
+
+    ``split`` is the registry's rule; ``split_for`` decides what it means for this loaded dataset."""
+    split = split_for(ds, split)
     df = make_manifest(ds, split=split, seed=seed)
     h = manifest_hash(df)
     path = Path(cache_dir) / "manifests" / f"{ds.name}-{split}-seed{seed}-{h}.csv"
