@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ck = sub.add_parser("check", help="validate a profile and overrides, then exit")
     ck.add_argument("--profile", default="mini")
     ck.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
+    ck.add_argument("--quick", action="store_true", help="options and files only; do not read the datasets")
 
     wt = sub.add_parser("weights", help="the paper's checkpoints: download, convert, report")
     wsub = wt.add_subparsers(dest="wcmd", required=True)
@@ -71,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "check":
+            from .preflight import preflight
+
             cfg = resolve(args.profile, **_params(args.params))
-            print(f"profile {cfg.profile}: {len(cfg.models)} models, {len(cfg.datasets)} datasets, ok")
+            preflight(cfg, data=not args.quick, progress=True)
+            what = "options and files" if args.quick else "options, files, dataset indexes, few-shot classes, images"
+            print(f"profile {cfg.profile}: {len(cfg.models)} models, {len(cfg.datasets)} datasets; {what}: ok")
         elif args.cmd == "notebooks":
             from .notebooks import run_notebooks
 
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = resolve(args.profile, **_params(args.params))
             protocols = check_protocols(p.strip() for p in args.protocols.split(",") if p.strip())
-            rows = run_grid(cfg, protocols, shard=_shard(args.shard))
+            rows = run_grid(cfg, protocols, shard=_shard(args.shard))   # checks files and data before work
             print(f"{len(rows)} result rows under {cfg.results_dir}")
         elif args.cmd == "weights":
             from .models import converters, fetch

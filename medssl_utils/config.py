@@ -131,16 +131,11 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     values.setdefault("options", {})
     if not isinstance(values["options"], dict):
         raise ConfigError("parameter 'options' must be a mapping")
-    if values["options"].get("linear") is not None:
-        from .protocols.linear import LinearProbeError, LinearSettings
+    cfg = Config(**values)
+    from .preflight import check_options
 
-        if not isinstance(values["options"]["linear"], dict):
-            raise ConfigError("parameter 'options.linear' must be a mapping of LinearSettings fields")
-        try:
-            LinearSettings.from_options(values["options"]["linear"])
-        except (LinearProbeError, TypeError) as exc:
-            raise ConfigError(f"parameter 'options.linear': {exc}") from None
-    return Config(**values)
+    check_options(cfg)      # the options mapping and the combinations that cannot work
+    return cfg
 
 
 def _check_accelerator(device: str) -> None:

@@ -233,7 +233,27 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
 def _open(entry: Path, key: str) -> FeatureSet:
     feats = np.load(entry / "features.npy", mmap_mode="r")
     ids = json.loads((entry / "ids.json").read_text())
+    _require_finite(entry, feats, ids)
     return FeatureSet(features=feats, ids=ids, key=key)
+
+
+def _require_finite(entry: Path, feats: np.ndarray, ids: list[str], block: int = 4096) -> None:
+    """Extraction never caches a non-finite row, so one in the file means the entry is damaged: name it here,
+    not later as an anonymous NaN in a probe. Checked block by block so the memory map is not copied."""
+    for start in range(0, len(feats), block):
+        ok = np.isfinite(feats[start:start + block]).all(axis=1)
+        if ok.all():
+            continue
+        row = start + int(np.flatnonzero(~ok)[0])
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        model, dataset = meta.get("model", "?"), meta.get("dataset", "?")
+        first = ids[row] if row < len(ids) else "?"
+        raise FeatureError(f"cached features {entry / 'features.npy'} (model {model!r}, dataset {dataset!r}) hold "
+                           f"non-finite (NaN/inf) values, first at row {row} (id {first!r}); "
+                           f"the cache entry is damaged: delete {entry} and run again to re-extract it")
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):

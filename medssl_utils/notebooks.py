@@ -59,7 +59,9 @@ def run_notebooks(profile: str, out_dir: str | Path, *, names: Iterable[str] | N
     import papermill as pm
 
     params = dict(params or {})
-    resolve(profile, **params)          # fail before any work, with one clear line
+    from .preflight import check_files
+
+    check_files(resolve(profile, **params))    # fail before any work, with one clear line
     root = project_root()
     src_dir, out_dir = root / "notebooks", Path(out_dir)
     if not out_dir.is_absolute():

@@ -302,6 +302,12 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
              if (p == "fewshot" or p in dataset_spec(d).manyshot)
              and (p != "finetune" or m in cfg.finetune_models)]
     todo = [u for u in my_units(units, shard) if not is_current(store, cfg, u, settings(cfg, u.protocol))]
+    if todo:   # what can fail before any extraction fails now (missing files, small classes, bad images)
+        from .preflight import check_data, check_files
+
+        todo_protocols = sorted({u.protocol for u in todo})
+        check_files(cfg, todo_protocols, models={u.model for u in todo}, datasets=sorted({u.dataset for u in todo}))
+        check_data(cfg, todo_protocols, datasets=sorted({u.dataset for u in todo}), progress=progress)
     for u in bar(todo, desc="units", enabled=progress and bool(todo)):
         rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)
         store.write(u.name(cfg), rows, outcomes)

@@ -248,6 +248,24 @@ def test_nan_features_are_a_clear_error(backbone, tmp_path):
     assert not (entry / "meta.json").exists() and not (entry / "features.npy").exists()
 
 
+def test_nan_in_a_cached_entry_names_the_entry(backbone, tmp_path):
+    """A damaged cache file (NaN planted after extraction) is refused on the hit, naming entry, model and dataset."""
+    fs = extract(backbone, _dataset(), tmp_path, "m1", progress=False, batch_size=8)
+    entry = tmp_path / "features" / fs.key
+    del fs
+    planted = np.load(entry / "features.npy", mmap_mode="r+")
+    planted[12, 5], planted[30, 0] = np.nan, np.inf
+    planted.flush()
+    del planted
+    counter = CountingModule(backbone.module)
+    with pytest.raises(FeatureError) as info:
+        extract(_with_module(backbone, counter), _dataset(), tmp_path, "m1", progress=False, batch_size=8)
+    msg = str(info.value)
+    assert "\n" not in msg and str(entry / "features.npy") in msg and "'test-r18'" in msg and "'toy'" in msg
+    assert "row 12 (id 'im012')" in msg and f"delete {entry}" in msg
+    assert counter.calls == 0                                    # refused, not silently recomputed
+
+
 def test_batchnorm_runs_in_eval_mode(backbone, reference, tmp_path):
     backbone.module.train()                                      # a caller left it in train mode
     try:

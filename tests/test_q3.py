@@ -113,9 +113,10 @@ def test_sharding_gives_the_same_rows(grid, tmp_path):
 
 
 def test_options_are_validated_and_filter_units(tmp_path):
-    bad = tiny(tmp_path, options={"analysis": {"saliency": {"nope": 1}}})
-    with pytest.raises(AnalysisError, match="nope"):
-        driver.planned_units(bad)
+    from medssl_utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match="nope"):      # refused by config, before any work
+        tiny(tmp_path, options={"analysis": {"saliency": {"nope": 1}}})
     cfg = tiny(tmp_path, options={"analysis": {"reconstruction_datasets": ["medsynth-eyepacs"]}})
     units = driver.planned_units(cfg)
     assert {u.dataset for u in units if u.protocol == "reconstruction"} == {"medsynth-eyepacs"}

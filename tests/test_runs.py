@@ -119,7 +119,8 @@ def test_authors_fewshot_pool_and_square_resize(tmp_path):
     assert key(p_rows, "medsynth-montgomery") != key(a_rows, "medsynth-montgomery")   # square-resized features
     assert key(p_rows, "medsynth-chexpert") == key(a_rows, "medsynth-chexpert")      # large set: same features
     assert "square257" in json.loads(a_rows[a_rows.dataset == "medsynth-montgomery"].extra.iloc[0])["inputs"]
-    with pytest.raises(FewShotError, match="options.fewshot.pool"):
-        runs.fewshot_inputs(_cfg(tmp_path, options={"fewshot": {"pool": "first"}}), "medsynth-montgomery")
-    with pytest.raises(FewShotError, match="unknown key"):
-        runs.fewshot_inputs(_cfg(tmp_path, options={"fewshot": {"size": 1}}), "medsynth-montgomery")
+    # bad switches are refused by config, before any dataset is read
+    with pytest.raises(config.ConfigError, match="options.fewshot.pool"):
+        _cfg(tmp_path, options={"fewshot": {"pool": "first"}})
+    with pytest.raises(config.ConfigError, match="unknown switch 'size'"):
+        _cfg(tmp_path, options={"fewshot": {"size": 1}})

@@ -1,7 +1,9 @@
 """Finding and loading checkpoints without ever running code stored in them.
 
 The canonical form is a plain state dict saved as ``weights_dir/<name>.pt`` by ``converters.convert``;
-``load_canonical`` reads it with ``weights_only=True`` and returns it with its short hash.
+``load_canonical`` reads it with ``weights_only=True`` and returns it with its short hash, after checking
+that it fits the architecture, is the file recorded for that model in ``weights_dir/manifest.json`` and is
+finite (a wrong file fails with one line naming it, instead of loading silently or deep inside torch).
 
 Original checkpoints come in two kinds of file:
 
@@ -215,7 +217,12 @@ def load_array_pickle(path: str | Path) -> Any:
 # --- canonical weights ----------------------------------------------------------------------------
 
 def load_canonical(spec: "ModelSpec", weights_dir: str | Path | None, module: nn.Module) -> tuple[dict | None, str]:
-    """Return (state dict or None for a random-init model, weights hash)."""
+    """Return (state dict or None for a random-init model, weights hash).
+
+    Before anything is returned the file must fit ``module`` key by key and shape by shape, be the file recorded
+    for this model (the ``weights_dir`` manifest that ``convert`` writes; the registered sha256 for packaged
+    weights) and hold only finite values: each failure is one line naming the model and the file.
+    """
     if "init_seed" in spec.extra:  # random-init models (baselines, tests) carry their init seed
         seed = int(spec.extra.get("init_seed", 0))
         torch.manual_seed(seed)
@@ -232,5 +239,92 @@ def load_canonical(spec: "ModelSpec", weights_dir: str | Path | None, module: nn
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"model {spec.name!r}: {path} is not a canonical state dict (name -> tensor); "
                          "convert the original checkpoint with `medssl weights convert`")
+    check_fits(spec, path, state, module)
+    digest = sha256_file(path)
+    check_provenance(spec, path, digest)
+    bad = first_non_finite(state)
+    if bad:
+        raise ModelError(f"model {spec.name!r}: {path} holds non-finite (NaN/inf) weights, first in {bad}; the file "
+                         f"is damaged or from a diverged training run: convert a good original with "
+                         f"`{_convert_command(spec, path)}`")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return state, sha256_file(path)[:16]
+    return state, digest[:16]
+
+
+def first_non_finite(state: dict) -> str | None:
+    """'key (k of n values)' for the first floating tensor holding NaN/inf, or None."""
+    for key, value in state.items():
+        if value.is_floating_point():
+            finite = torch.isfinite(value)
+            if not bool(finite.all()):
+                return f"{key!r} ({int((~finite).sum())} of {value.numel()} values)"
+    return None
+
+
+def _convert_command(spec: "ModelSpec", path: Path) -> str:
+    return f"medssl weights convert {spec.name} --source FILE --weights-dir {path.parent}"
+
+
+def check_fits(spec: "ModelSpec", path: Path, state: dict, module: nn.Module) -> None:
+    """One line for weights of another architecture: the first offending key and, if one fits, the architecture."""
+    template = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    shapes = [k for k in template if k in state and tuple(state[k].shape) != template[k]]
+    missing = [k for k in template if k not in state]
+    unexpected = [k for k in state if k not in template]
+    if not (shapes or missing or unexpected):
+        return
+    if shapes:
+        first = f"{shapes[0]} has shape {tuple(state[shapes[0]].shape)} in the file, {spec.arch} expects {template[shapes[0]]}"
+    elif missing:
+        first = f"key {missing[0]!r} is missing"
+    else:
+        first = f"key {unexpected[0]!r} is not part of {spec.arch}"
+    guess = _fitting_architecture(state)
+    looks = f" (it looks like {guess} weights)" if guess else ""
+    raise ModelError(f"model {spec.name!r}: {path} does not hold {spec.arch} weights{looks}: {first}; {len(shapes)} "
+                     f"shape mismatch(es), {len(missing)} missing and {len(unexpected)} unexpected key(s). Is it the file "
+                     f"of another model? Convert this model's original with `{_convert_command(spec, path)}`")
+
+
+def _fitting_architecture(state: dict) -> str | None:
+    """The registered architecture whose keys and shapes the state matches exactly (error messages only)."""
+    from .architectures import ARCHITECTURES
+    from .converters import _template
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for arch in ARCHITECTURES:
+        try:
+            if _template(arch) == shapes:
+                return arch
+        except Exception:  # an architecture that cannot be built on the meta device: no guess from it
+            continue
+    return None
+
+
+def check_provenance(spec: "ModelSpec", path: Path, digest: str) -> None:
+    """The file must be the one recorded for ``spec``: the registered sha256 for packaged weights, otherwise the
+    entry ``convert`` wrote in ``weights_dir/manifest.json`` (another model's file or a hand-placed one is refused)."""
+    from .converters import MANIFEST, read_manifest
+
+    if spec.extra.get("packaged_weights"):
+        if spec.sha256 and digest != spec.sha256.lower():
+            raise ModelError(f"model {spec.name!r}: packaged weights {path} have sha256 {digest[:16]}..., the registry "
+                             f"records {spec.sha256[:16]}...: the file was changed; reinstall the package or rebuild it")
+        return
+    manifest_path = path.parent / MANIFEST
+    models = read_manifest(path.parent)["models"]
+    entry = models.get(spec.name)
+    others = sorted(n for n, e in models.items() if n != spec.name and isinstance(e, dict)
+                    and e.get("converted_sha256") == digest)
+    owner = f"; it is the converted file of {', '.join(map(repr, others))}" if others else ""
+    fix = f"convert this model's original with `{_convert_command(spec, path)}`"
+    if not isinstance(entry, dict):
+        raise ModelError(f"model {spec.name!r}: {path} has no entry in the weights manifest {manifest_path}, so it cannot "
+                         f"be checked to be this model's converted weights{owner}; {fix}")
+    if entry.get("converted_sha256") != digest:
+        why = owner or ": the file was changed or replaced after conversion"
+        raise ModelError(f"model {spec.name!r}: {path} has sha256 {digest[:16]}..., the weights manifest {manifest_path} "
+                         f"records {str(entry.get('converted_sha256'))[:16]}... for it{why}; {fix}")
+    if entry.get("arch") not in (None, spec.arch):
+        raise ModelError(f"model {spec.name!r}: the weights manifest {manifest_path} records {path.name} as {entry.get('arch')} "
+                         f"weights, the registry says {spec.arch}; {fix}")

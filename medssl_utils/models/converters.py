@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..storage import atomic_path, atomic_write_text, sha256_file
-from .checkpoints import PickledRecord, UnsafeCheckpointError, load_array_pickle, safe_load
+from .checkpoints import PickledRecord, UnsafeCheckpointError, first_non_finite, load_array_pickle, safe_load
 from .registry import ModelError, ModelSpec, get_spec
 
 MANIFEST = "manifest.json"
@@ -85,12 +85,16 @@ def _plain_state(obj: Any, layout: str) -> Mapping:
                       f"{_hint(obj, layout)}")
 
 
-def _take(state: Mapping, layout: str, prefix: str, *, ignore: tuple[str, ...] = (),
+def _take(state: Mapping, layout: str, prefix: str, *, source: Any, ignore: tuple[str, ...] = (),
           ignore_exact: tuple[str, ...] = (), heads: tuple[str, ...] = ()) -> State:
-    """Keys under ``prefix`` with it stripped; ``ignore``d keys and ``heads`` dropped; others kept as-is."""
+    """Keys under ``prefix`` with it stripped; ``ignore``d keys and ``heads`` dropped; others kept as-is.
+
+    ``source`` is the whole loaded object: the layout hint must see its nesting (a plain torchvision state
+    dict and simclr_v1's ``{'state_dict': ...}`` have the same keys).
+    """
     if prefix and not any(k.startswith(prefix) for k in state):
         raise LayoutError(f"no key starts with {prefix!r} (layout {layout!r}); keys are {_describe_keys(state)}"
-                          f"{_hint({'state_dict': state}, layout)}")
+                          f"{_hint(source, layout)}")
     out: State = {}
     for key, value in state.items():
         if key in ignore_exact or key.startswith(ignore):
@@ -132,8 +136,18 @@ def sniff_layout(obj: Any) -> str | None:
 def _hint(obj: Any, expected: str) -> str:
     guess = sniff_layout(obj)
     if guess and not guess.startswith(expected) and not (expected == "moco_cxr" and guess == "moco"):
-        return f"; it looks like the {guess!r} layout: is this the checkpoint of another model?"
+        return f"; it looks like the {guess!r} layout{_layout_models(guess.split(' ', 1)[0])}: is this the " \
+               "checkpoint of another model?"
     return ""
+
+
+def _layout_models(layout: str) -> str:
+    """' (used by a, b)': the paper models whose original checkpoints have ``layout``."""
+    from .registry import MODELS, _load_entries
+
+    _load_entries()
+    names = sorted(n for n, s in MODELS.items() if s.layout == layout and s.profile == "paper")
+    return f" (the original files of {', '.join(names)})" if names else ""
 
 
 # --- one converter per original layout --------------------------------------------------------------
@@ -157,13 +171,13 @@ def torchvision_layout(obj: Any) -> State:
 
 def simclr_v1(obj: Any) -> State:
     """tonylins/simclr-converter output: torchvision keys under 'state_dict', supervised head ``fc`` dropped."""
-    return _take(_state_dict_at(obj, ("state_dict",), "simclr_v1"), "simclr_v1", "", heads=("fc",))
+    return _take(_state_dict_at(obj, ("state_dict",), "simclr_v1"), "simclr_v1", "", source=obj, heads=("fc",))
 
 
 def moco(obj: Any, layout: str = "moco") -> State:
     """MoCo (v1/v2) ``main_moco.py`` checkpoints: the query encoder, without its MLP/linear head."""
     state = _state_dict_at(obj, ("state_dict",), layout)
-    return _take(state, layout, "module.encoder_q.", ignore=("module.encoder_k.",),
+    return _take(state, layout, "module.encoder_q.", source=obj, ignore=("module.encoder_k.",),
                  ignore_exact=("module.queue", "module.queue_ptr"), heads=("fc", "classifier"))
 
 
@@ -174,20 +188,20 @@ def moco_cxr(obj: Any) -> State:
 
 def swav(obj: Any) -> State:
     """SwAV release files: a plain DataParallel state dict; projection head and prototypes dropped."""
-    return _take(_plain_state(obj, "swav"), "swav", "module.", heads=("projection_head", "prototypes"))
+    return _take(_plain_state(obj, "swav"), "swav", "module.", source=obj, heads=("projection_head", "prototypes"))
 
 
 def pirl(obj: Any) -> State:
     """PyContrast PIRL: the encoder of ``RGBSingleHead`` under ``module.encoder.``; heads dropped."""
     state = _state_dict_at(obj, ("model", "state_dict"), "pirl")
-    return _take(state, "pirl", "module.encoder.", ignore=("module.head", "module.jigsaw"),
+    return _take(state, "pirl", "module.encoder.", source=obj, ignore=("module.head", "module.jigsaw"),
                  heads=("fc", "linear", "head", "projection", "prototypes"))
 
 
 def mimic_chexpert(obj: Any) -> State:
     """CovidPrognosis MoCo (Lightning): ``model.encoder_q.`` of a DenseNet-121 with a 128-d classifier."""
     state = _state_dict_at(obj, ("state_dict",), "mimic_chexpert")
-    return _take(state, "mimic_chexpert", "model.encoder_q.", ignore=("model.encoder_k.",),
+    return _take(state, "mimic_chexpert", "model.encoder_q.", source=obj, ignore=("model.encoder_k.",),
                  ignore_exact=("model.queue", "model.queue_ptr"), heads=("classifier", "fc"))
 
 
@@ -418,6 +432,10 @@ def finalise(state: State, arch: str, where: str) -> State:
                 and key.replace("num_batches_tracked", "running_mean") in out:
             out[key] = torch.tensor(0, dtype=torch.long)
     check_state(out, arch, where)
+    bad = first_non_finite(out)
+    if bad:
+        raise ModelError(f"{where}: the weights hold non-finite (NaN/inf) values, first in {bad}; the checkpoint "
+                         "is damaged or from a diverged training run. Nothing was written.")
     return out
 
 

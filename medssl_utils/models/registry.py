@@ -87,8 +87,12 @@ def load_backbone(name: str, weights_dir: str | Path | None = None, *, device: s
     spec = get_spec(name)
     module = build_headless(spec.arch)
     state, weights_hash = load_canonical(spec, weights_dir, module)
-    if state is not None:
-        missing, unexpected = module.load_state_dict(state, strict=False)
+    if state is not None:  # load_canonical has checked keys, shapes, provenance and finiteness
+        try:
+            missing, unexpected = module.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # torch's multi-line message, on one line, naming the model
+            raise ModelError(f"model {name!r}: weights do not fit {spec.arch}: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
         if missing or unexpected:
             raise ModelError(f"model {name!r}: weights do not fit {spec.arch}: missing keys {list(missing)[:10]}"
                              f"{'...' if len(missing) > 10 else ''}, unexpected keys {list(unexpected)[:10]}"
