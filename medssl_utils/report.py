@@ -374,7 +374,7 @@ def scaled_box_figure(rows: pd.DataFrame, paper: pd.DataFrame | None = None, *, 
             continue
         df = df.assign(scaled=minmax(df, "value", "dataset"))
         order = list(df.groupby("label").scaled.median().sort_values(ascending=False).index)
-        ax.boxplot([df[df.label == g].scaled.to_numpy() for g in order], showmeans=True)
+        ax.boxplot([df[df.label == g].scaled.dropna().to_numpy() for g in order], showmeans=True)   # NaN: tie
         ax.set_xticks(range(1, len(order) + 1), order, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("scaled performance (0-1 per dataset)")
         ax.set_title(label)
@@ -384,11 +384,10 @@ def scaled_box_figure(rows: pd.DataFrame, paper: pd.DataFrame | None = None, *, 
 
 
 def minmax(df: pd.DataFrame, value: str, by: str) -> np.ndarray:
-    """Min-max scale ``value`` within each ``by`` group (a constant group scales to 0.5)."""
-    g = df.groupby(by)[value]
-    lo, hi = g.transform("min"), g.transform("max")
-    span = (hi - lo).replace(0, np.nan)
-    return ((df[value] - lo) / span).fillna(0.5).to_numpy()
+    """``analysis.correlation.minmax_per_dataset`` (the one scaler; a constant group is NaN) on two columns."""
+    from .analysis.correlation import minmax_per_dataset
+
+    return minmax_per_dataset(df[value].to_numpy(), df[by].to_numpy())
 
 
 def paper_scaled_rows(datasets: list[str], protocol: str = "fewshot", family: str = "self-supervised") -> pd.DataFrame:
@@ -493,9 +492,14 @@ def transfer_scores(rows: pd.DataFrame, protocol: str = "fewshot") -> pd.DataFra
     return s.groupby(["group", "group_title", "family"], sort=False).scaled.mean().rename("transfer").reset_index()
 
 
+SOURCE_TOP1 = "ImageNet top-1 (authors' values)"
+SOURCE_PROBE = "linear probe on the mini-zoo's natural-image corpus (stand-in for ImageNet top-1)"
+
+
 def source_scores(models) -> pd.DataFrame:
     """Accuracy on the pretraining source task per group: the mini-zoo's linear probe on its natural-image
-    corpus (the stand-in for ImageNet top-1), or the authors' ImageNet top-1 for the paper's models."""
+    corpus (the stand-in for ImageNet top-1), or the authors' ImageNet top-1 for the paper's models; ``source``
+    says which one each value is (so no page has to guess it from the profile)."""
     from .models.minizoo import read_manifest
 
     man = read_manifest().get("models", {})
@@ -503,14 +507,15 @@ def source_scores(models) -> pd.DataFrame:
     for m in models:
         spec = model_spec(m)
         if spec.profile == "paper":
-            acc = spec.imagenet_top1
+            acc, source = spec.imagenet_top1, SOURCE_TOP1
         else:
-            acc = (man.get(m, {}).get("probe") or {}).get("fractal")
+            acc, source = (man.get(m, {}).get("probe") or {}).get("fractal"), SOURCE_PROBE
             acc = None if acc is None else 100 * acc
         if acc is not None and spec.family in ("supervised", "self-supervised"):
-            out.append({"group": group_of(m), "source_acc": acc})
-    df = pd.DataFrame(out, columns=["group", "source_acc"])
-    return df.groupby("group", sort=False).source_acc.mean().reset_index()
+            out.append({"group": group_of(m), "source_acc": acc, "source": source})
+    df = pd.DataFrame(out, columns=["group", "source_acc", "source"])
+    return df.groupby("group", sort=False).agg(source_acc=("source_acc", "mean"),
+                                               source=("source", lambda s: "; ".join(dict.fromkeys(s)))).reset_index()
 
 
 def paper_source_points(datasets: list[str]) -> pd.DataFrame:
@@ -524,8 +529,9 @@ def paper_source_points(datasets: list[str]) -> pd.DataFrame:
     ref = ref.assign(scaled=minmax(ref, "value", "dataset"))
     t = ref.groupby("model").scaled.mean()
     rows = [{"group": m, "group_title": reference.MODEL_DISPLAY.get(m, m), "source_acc": MODELS[m].imagenet_top1,
-             "transfer": v} for m, v in t.items() if m in MODELS and MODELS[m].imagenet_top1 is not None]
-    return pd.DataFrame(rows)
+             "source": SOURCE_TOP1, "transfer": v} for m, v in t.items()
+            if m in MODELS and MODELS[m].imagenet_top1 is not None]
+    return pd.DataFrame(rows, columns=["group", "group_title", "source_acc", "source", "transfer"])
 
 
 def source_points(rows: pd.DataFrame) -> pd.DataFrame:

@@ -48,12 +48,28 @@ def test_linear_fit_exact_weighted_and_chi2():
 
 
 def test_minmax_per_dataset():
-    df = pd.DataFrame({"dataset": ["a", "a", "a", "b", "b", "c", "c"],
-                       "acc": [10.0, 20.0, 15.0, 0.5, 0.7, 3.0, 3.0]}, index=list("pqrstuv"))
-    s = minmax_per_dataset(df, "acc")
-    assert list(s.index) == list(df.index) and s.name == "acc_scaled"
-    assert s[["p", "q", "r"]].tolist() == pytest.approx([0.0, 1.0, 0.5])
-    assert s[["s", "t"]].tolist() == pytest.approx([0.0, 1.0])
-    assert s[["u", "v"]].isna().all()                    # a constant group has no scale
-    with pytest.raises(AnalysisError, match="'auc'"):
-        minmax_per_dataset(df, "auc")
+    groups = ["a", "a", "a", "b", "b", "c", "c"]
+    s = minmax_per_dataset([10.0, 20.0, 15.0, 0.5, 0.7, 3.0, 3.0], groups)
+    assert isinstance(s, np.ndarray) and s.shape == (7,)
+    assert s[:3].tolist() == pytest.approx([0.0, 1.0, 0.5])
+    assert s[3:5].tolist() == pytest.approx([0.0, 1.0])
+    assert np.isnan(s[5:]).all()                          # a constant group has no scale: NaN, never 0.5
+    assert np.isnan(minmax_per_dataset([4.0], ["x"])).all()   # one model on a task: no ranking either
+    with_nan = minmax_per_dataset([1.0, np.nan, 3.0], ["a", "a", "a"])
+    assert with_nan[0] == 0 and np.isnan(with_nan[1]) and with_nan[2] == 1
+    with pytest.raises(AnalysisError, match="length"):
+        minmax_per_dataset([1.0, 2.0], ["a"])
+    with pytest.raises(AnalysisError, match="inf"):
+        minmax_per_dataset([1.0, np.inf], ["a", "a"])
+
+
+def test_one_scaler_behind_report_and_claims():
+    """report.minmax (Figures 2-5, C2, C4, C5) is the tested scaler: a constant task gives NaN there too, and a
+    constant task leaves a family mean untouched instead of pulling it to 0.5."""
+    from medssl_utils import report
+
+    df = pd.DataFrame({"task": ["t1", "t1", "t2", "t2"], "value": [1.0, 3.0, 7.0, 7.0]})
+    got = report.minmax(df, "value", "task")
+    assert np.array_equal(got, minmax_per_dataset(df.value, df.task), equal_nan=True)
+    assert np.isnan(got[2:]).all()
+    assert pd.Series(got[[1, 3]]).mean() == 1.0            # the tie is skipped, not averaged in as 0.5

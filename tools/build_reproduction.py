@@ -15,7 +15,7 @@ the paper's checkpoints.
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import claims
+from medssl_utils import claims, reference
 
 rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"])
 fam, paper_fam = report.family_means(rows), report.paper_family_means(list(cfg.datasets))
@@ -45,8 +45,22 @@ found.append(claims.no_correlation_with_transfer(
     corr, "invariance", "C8", "6 (7); 5.3, Figure A1",
     "Invariance strength does not correlate with few-shot transfer in general (the paper's one exception, "
     "multi-view invariance on CheXpert, is left out).", exclude=("multi-view invariance",)))
+found.append(claims.invariances_carry_over(q3, reference.paper_rows()))
+found.append(claims.supervised_exceptions(fam, paper_fam, tests_q1))
+scaled, paper_scaled = report.scaled_task_rows(rows), report.paper_scaled_task_rows(list(cfg.datasets))
+pairs = claims.mimic_vs_moco_pairs(rows)
+tests_mm = pd.concat([report.group_tests(cfg, rows, p, pairs) for p in ("fewshot", "linear", "finetune")],
+                     ignore_index=True) if pairs else pd.DataFrame()
+found.append(claims.mimic_above_moco_in_domain(scaled, paper_scaled, tests_mm))
+tests_ds_sup = report.family_tests(cfg, rows, "fewshot", a="domain-specific", b="supervised")
+found.append(claims.small_shift_hurts(scaled, paper_scaled, tests_q2, tests_ds_sup))
 """, tags=["hide-input"]),
-    md("## Claims and verdicts"),
+    md("""
+## Claims and verdicts
+
+`paper_verdict` applies the same rule to the paper's published numbers (which have no per-episode outcomes, so
+a claim that needs a paired test gets at most "direction only" there); `verdict` is this run's.
+"""),
     code("""
 table = claims.table(found)
 table.style.hide(axis="index").set_uuid("claims")
@@ -72,6 +86,34 @@ glue("rep_profile", cfg.profile, display=False)
 Of {glue:text}`rep_n` claims, this run ({glue:text}`rep_profile` profile) supports {glue:text}`rep_supported`,
 shows the paper's direction without significance for {glue:text}`rep_direction`, does not support
 {glue:text}`rep_not`, and cannot test {glue:text}`rep_untestable`.
+"""),
+    md("""
+## Where the sources disagree
+
+The paper's printed tables and the authors' results file (`results/full_data.csv`) do not always agree. Every
+printed value that the file does not reproduce at the printed precision is listed below
+(`reference.disagreements()`), with the value the book uses and the claims whose verdict on the paper's numbers
+changes when the file's value replaces the printed one (every claim recomputed with that one value swapped).
+"""),
+    code("""
+from medssl_utils import sources
+
+disagree = sources.disagreement_table(list(cfg.datasets))
+disagree.style.hide(axis="index").set_uuid("disagreements")
+""", tags=["hide-input"]),
+    code("""
+n_changed = int((~disagree.changes_claims.str.startswith(("none", "no other"))).sum())
+glue("rep_n_disagree", f"{len(disagree) - 1}", display=False)
+glue("rep_n_substantive", f"{int((disagree.kind == 'substantive').sum())}", display=False)
+glue("rep_n_changed", f"{n_changed}", display=False)
+glue("rep_multiview_stated", disagree.iloc[-1].paper, display=False)
+glue("rep_multiview", disagree.iloc[-1].authors_file, display=False)
+""", tags=["remove-cell"]),
+    md("""
+Of the {glue:text}`rep_n_disagree` disagreements ({glue:text}`rep_n_substantive` substantive), swapping in the
+file's value changes a claim's verdict on the paper's numbers for {glue:text}`rep_n_changed`. The text's
+multi-view correlation on CheXpert ({glue:text}`rep_multiview_stated`, section 5.3) is not what the file gives
+over every model that has a value: {glue:text}`rep_multiview`.
 """),
 ]
 write(cells, "reproduction")

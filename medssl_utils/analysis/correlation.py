@@ -2,7 +2,8 @@
 
 Facts taken from the authors' code (code notes section 4.7): Pearson r and its p-value come from
 ``scipy.stats.pearsonr``; weighted straight-line fits use the error bars as sigma (``curve_fit(sigma=yerr)``)
-and report a reduced chi^2; Figures 2-5 rescale each dataset's values to [0, 1] (min-max per dataset).
+and report a reduced chi^2; Figures 2-5 rescale each dataset's values to [0, 1] (min-max per dataset,
+``minmax_per_dataset``).
 """
 from __future__ import annotations
 
@@ -61,16 +62,23 @@ def linear_fit(x, y, yerr=None) -> LinearFit:
     return LinearFit(float(slope), float(intercept), float(np.sum(resid ** 2) / (x.size - 2)))
 
 
-def minmax_per_dataset(df: pd.DataFrame, value_col: str, by: str = "dataset") -> pd.Series:
-    """``value_col`` rescaled to [0, 1] within each group of ``by`` (aligned to ``df.index``).
+def minmax_per_dataset(values, groups) -> np.ndarray:
+    """``values`` rescaled to [0, 1] within each group of ``groups`` (same length, same order): the one min-max
+    scaler behind every scaled figure and claim (Figures 2-5, A4; claims C2, C4, C5, C11).
 
-    A group whose values are all equal carries no ranking and gets NaN rather than an invented value.
+    A group whose values are all equal (one model on the task, or a tie) gets NaN, not 0.5: it carries no
+    ranking, and a made-up middle value would pull every family's mean towards 0.5 and count a task that says
+    nothing; NaN drops it from means (pandas skips NaN) and draws no bar. NaN inputs stay NaN and are ignored
+    when the group's min and max are taken.
     """
-    for col in (value_col, by):
-        if col not in df.columns:
-            raise AnalysisError(f"column {col!r} not in the data frame; columns are {list(df.columns)}")
-    values = pd.to_numeric(df[value_col], errors="raise").astype(np.float64)
-    groups = values.groupby(df[by])
-    lo, hi = groups.transform("min"), groups.transform("max")
-    span = (hi - lo).where(hi > lo)
-    return ((values - lo) / span).rename(f"{value_col}_scaled")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    g = np.asarray(groups, dtype=object).ravel()
+    if v.shape != g.shape:
+        raise AnalysisError(f"minmax_per_dataset: values and groups differ in length: {v.size} vs {g.size}")
+    if np.isinf(v).any():
+        raise AnalysisError("minmax_per_dataset: values contain inf; expected finite numbers (NaN allowed)")
+    s = pd.Series(v)
+    by = s.groupby(pd.Series(g), sort=False)
+    lo, hi = by.transform("min").to_numpy(), by.transform("max").to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(hi > lo, (v - lo) / (hi - lo), np.nan)
