@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= mini
 
-.PHONY: setup notebooks book test test-notebooks smoke-notebooks notebook-sources benchmarks clean lint
+.PHONY: rehearsal setup notebooks book test test-notebooks smoke-notebooks notebook-sources benchmarks clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(STAMP)
 # Regenerate the committed smoke notebooks after a deliberate change of results.
 smoke-notebooks: $(STAMP)
 	$(BIN)/medssl notebooks --profile smoke --out tests/notebooks --suffix _smoke --force
+
+# The paper profile end to end on fabricated data and random checkpoints (13 models x 8 datasets), book included.
+rehearsal: $(STAMP)
+	$(BIN)/medssl rehearse --out _rehearsal
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

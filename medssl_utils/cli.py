@@ -63,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     ws = wsub.add_parser("status", help="which models are present, converted and verified")
     ws.add_argument("--weights-dir", required=True)
 
+    rh = sub.add_parser("rehearse", help="the paper profile end to end on fabricated publisher-layout data and "
+                        "random checkpoints in their original layouts, then the book")
+    rh.add_argument("--out", default="_rehearsal", help="folder for data, weights, cache, results and the book")
+    rh.add_argument("--models", nargs="*", help="paper model names (default: all 13)")
+    rh.add_argument("--datasets", nargs="*", help="paper dataset names (default: all 8)")
+    rh.add_argument("--ci", action="store_true", help="the CI-sized rehearsal: 2 models x 2 datasets")
+    rh.add_argument("--no-book", action="store_true", help="run the notebooks but do not build the book")
+
     mz = sub.add_parser("minizoo", help="rebuild mini-zoo checkpoints from scratch (deterministic)")
     mz.add_argument("args", nargs=argparse.REMAINDER, help="arguments of python -m medssl_utils.models.minizoo.train")
 
@@ -101,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(converters.convert(args.name, args.source, args.weights_dir))
             else:
                 print(fetch.status(args.weights_dir).to_string(index=False))
+        elif args.cmd == "rehearse":
+            from . import rehearsal
+
+            models = args.models or (list(rehearsal.CI_MODELS) if args.ci else None)
+            datasets = args.datasets or (list(rehearsal.CI_DATASETS) if args.ci else None)
+            rehearsal.rehearse(args.out, models=models, datasets=datasets, book=not args.no_book)
         elif args.cmd == "minizoo":
             from .models.minizoo import train
 

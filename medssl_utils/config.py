@@ -16,6 +16,7 @@ import yaml
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("mini", "smoke", "paper")
+REHEARSAL_MARKER = "MEDSSL_REHEARSAL.json"   # written by `medssl rehearse` into its fabricated data_root
 
 
 class ConfigError(MedsslError):
@@ -136,6 +137,15 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
 
     check_options(cfg)      # the options mapping and the combinations that cannot work
     return cfg
+
+
+def describe(cfg: Config) -> str:
+    """The line every page prints under its parameters; it says so when the inputs are a rehearsal's fakes."""
+    line = f"profile {cfg.profile}: {len(cfg.models)} models x {len(cfg.datasets)} datasets, device {cfg.device}"
+    if cfg.data_root is not None and (cfg.data_root / REHEARSAL_MARKER).is_file():
+        line += ("\nREHEARSAL: random weights, fabricated images. data_root holds the fabricated datasets of "
+                 "`medssl rehearse`: no number on this page is a result.")
+    return line
 
 
 def _check_accelerator(device: str) -> None:

@@ -149,6 +149,23 @@ DEVIATIONS: tuple[Deviation, ...] = (
         Switch(_F, "finetune", "restore_best", True, False),
         "section 5 item 3; section 0 item 7"),
     Deviation(
+        "finetune_schedule", "Finetune: learning-rate schedule", "4.3.2",
+        "The learning rate is fixed to 1e-2; no schedule is mentioned.",
+        "CosineAnnealingLR(T_max=5000, the step cap; eta_min 0, no warm-up), stepped after every update, so "
+        "step t used 1e-2 (1 + cos(pi t / 5000)) / 2; early stopping did not shorten the cycle.",
+        "a constant 1e-2, as the paper states; 'cosine' anneals over finetune_max_steps as the code did.",
+        Switch(_F, "finetune", "schedule", "constant", "cosine", via="options: {finetune: {schedule: cosine}}"),
+        "section 4.3 (scheduler stepped after optimizer.step()); SSLmed finetune.py FinetuneModel.tune"),
+    Deviation(
+        "finetune_augment", "Finetune: where the random crop is taken", "4.3.2",
+        "Random crop with resize and horizontal flip during training.",
+        "RandomResizedCrop(224, bicubic; scale 0.08-1, ratio 3/4-4/3) and a flip on the raw image, then "
+        "ToTensor and the model's normalisation; validation and test resized and centre-cropped.",
+        "the same crop and flip on the preprocessed (resized, centre-cropped, normalised) tensor, so crops "
+        "come from the centre square; 'authors' crops the raw image, one seeded generator per image and epoch.",
+        Switch(_F, "finetune", "augment", "paper", "authors", via="options: {finetune: {augment: authors}}"),
+        "section 3 (transforms, finetune train)"),
+    Deviation(
         "saliency_bn_mode", "Saliency: BatchNorm mode", "4.4.1 (silent)",
         "Not stated.",
         "The backbone was never put in eval mode: BatchNorm normalised each single occluded image by its own "
@@ -195,7 +212,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "ImageNet-normalised inputs there.",
         "[0, 1] input for SimCLR-v1 in every protocol (registry preprocessing 'none').",
         Switch(_P, "make_preprocess", "normalisation", None, "imagenet",
-               via="load_backbone('simclr_v1', weights_dir, normalisation='imagenet') for finetune and saliency"),
+               via="options: {models: {simclr_v1: {normalisation: imagenet}}} (applies to every protocol of the "
+                   "run; the authors' runs did this for finetune and saliency only)"),
         "section 5 item 9; section 0 item 8"),
     Deviation(
         "moco_cxr_normalisation", "MoCo-CXR input normalisation", "4.1",
@@ -205,8 +223,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "ImageNet normalisation (paper = code); normalisation='cxr' feeds the model's own statistics as a "
         "sensitivity check.",
         Switch(_P, "make_preprocess", "normalisation", None, None,
-               via="the default; load_backbone('moco_cxr_r18', weights_dir, normalisation='cxr') for the "
-                   "model's own statistics"),
+               via="the default; options: {models: {moco_cxr_r18: {normalisation: cxr}, moco_cxr_d121: "
+                   "{normalisation: cxr}}} for the models' own statistics"),
         "section 5 item 9; section 0 item 8"),
     Deviation(
         "dip_unnormalised", "Deep image prior: unnormalised input", "4.4.2 (silent)",

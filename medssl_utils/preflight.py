@@ -25,10 +25,10 @@ from .storage import atomic_write_text
 if TYPE_CHECKING:
     from .config import Config
 
-OPTION_SECTIONS = ("fewshot", "linear", "finetune", "analysis", "datasets")
+OPTION_SECTIONS = ("fewshot", "linear", "finetune", "analysis", "datasets", "models")
 FEWSHOT_SWITCHES = {"pool": ("all", "authors"), "resize": ("paper", "authors")}
 FINETUNE_SWITCHES = ("lr", "momentum", "nesterov", "weight_decay", "batch_size", "patience", "restore_best",
-                     "augment", "amp", "eval_batch_size")
+                     "augment", "amp", "eval_batch_size", "schedule")
 IMAGE_SCAN_VERSION = 1
 
 
@@ -71,6 +71,7 @@ def check_options(cfg: "Config") -> None:
     if bad:
         raise PreflightError(f"parameter 'options.finetune': unknown switch(es) {bad}; expected some of "
                              f"{', '.join(FINETUNE_SWITCHES)}")
+    _check_model_and_finetune_values(cfg, opts)
     for name, switches in _mapping(opts.get("datasets"), "options.datasets").items():
         if name not in cfg.datasets:
             raise PreflightError(f"parameter 'options.datasets': {name!r} is not one of this run's datasets "
@@ -91,6 +92,32 @@ def check_options(cfg: "Config") -> None:
             raise PreflightError(f"parameter 'options.analysis.saliency.stride': {stride!r}; expected an integer "
                                  f"from 1 to the patch side, which is {patch} px at saliency_image_size "
                                  f"{cfg.saliency_image_size} (10 px at the paper's 242)")
+
+
+def _check_model_and_finetune_values(cfg: "Config", opts: dict) -> None:
+    """``options.finetune`` schedule/augment values and ``options.models.<model>.normalisation`` (issue #15)."""
+    from .models.preprocessing import PREPROCESSING
+    from .protocols.finetune import AUGMENT_MODES, SCHEDULES
+
+    finetune = _mapping(opts.get("finetune"), "options.finetune")
+    for key, allowed in (("schedule", SCHEDULES), ("augment", (*AUGMENT_MODES, None))):
+        if key in finetune and finetune[key] not in allowed:
+            raise PreflightError(f"parameter 'options.finetune.{key}': {finetune[key]!r}; expected one of "
+                                 f"{', '.join('null' if a is None else a for a in allowed)}")
+    run_models = set(cfg.models) | set(cfg.finetune_models) | set(cfg.analysis_models)
+    for name, switches in _mapping(opts.get("models"), "options.models").items():
+        if name not in run_models:
+            raise PreflightError(f"parameter 'options.models': {name!r} is not one of this run's models "
+                                 f"({', '.join(sorted(run_models))})")
+        switches = _mapping(switches, f"options.models.{name}")
+        extra = sorted(set(switches) - {"normalisation"})
+        if extra:
+            raise PreflightError(f"parameter 'options.models.{name}': unknown option(s) {extra}; expected "
+                                 "'normalisation'")
+        value = switches.get("normalisation")
+        if value is not None and value not in PREPROCESSING:
+            raise PreflightError(f"parameter 'options.models.{name}.normalisation': {value!r}; expected one of "
+                                 f"{', '.join(PREPROCESSING)} (or null: the model's own)")
 
 
 def _needs_weights(name: str) -> bool:

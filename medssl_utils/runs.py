@@ -80,12 +80,16 @@ def manifest(cfg: Config, name: str) -> tuple[pd.DataFrame, str]:
 
 
 @lru_cache(maxsize=8)
-def _backbone(name: str, weights_dir: str | None, device: str) -> Backbone:
-    return load_backbone(name, weights_dir, device=feat.resolve_device(device))
+def _backbone(name: str, weights_dir: str | None, device: str, normalisation: str | None = None) -> Backbone:
+    extra = {"normalisation": normalisation} if normalisation else {}
+    return load_backbone(name, weights_dir, device=feat.resolve_device(device), **extra)
 
 
 def backbone(cfg: Config, name: str) -> Backbone:
-    return _backbone(name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device)
+    """The model with ``options.models.<name>.normalisation`` applied (e.g. MoCo-CXR's own CXR statistics); the
+    preprocess key, hence every feature-cache and result key, names the normalisation used."""
+    normalisation = ((cfg.options.get("models") or {}).get(name) or {}).get("normalisation")
+    return _backbone(name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device, normalisation)
 
 
 def features(cfg: Config, model: str, data: str, *, progress: bool = False,
@@ -240,18 +244,13 @@ def run_linear_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
     return rows, {"test_correct": res.test_correct.astype(np.uint8)}
 
 
-class _Tensors:
-    """(preprocessed tensor, label) pairs of one split, for finetuning."""
+def _image_split(ds: ImageDataset, index: np.ndarray, preprocess):
+    """(preprocessed tensor, label) pairs of one split, for finetuning; the raw image stays reachable, so the
+    training split can take the authors' augmentation (``options.finetune.augment: authors``)."""
+    from .protocols.finetune import ImageSplit
 
-    def __init__(self, ds: ImageDataset, index: np.ndarray, preprocess):
-        self.ds, self.index, self.preprocess = ds, index, preprocess
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        j = int(self.index[i])
-        return self.preprocess(self.ds.image(j)), int(self.ds.labels[j])
+    index = np.asarray(index, dtype=np.int64)
+    return ImageSplit(lambda i: ds.image(int(index[i])), np.asarray(ds.labels)[index], preprocess)
 
 
 def run_finetune_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
@@ -262,18 +261,18 @@ def run_finetune_unit(cfg: Config, unit: Unit) -> tuple[list[dict], dict]:
     man, mh = manifest(cfg, unit.dataset)
     bb = backbone(cfg, unit.model)
     pos = {i: k for k, i in enumerate(ds.ids)}
-    splits = {s: _Tensors(ds, np.array([pos[i] for i in man.id[man.split == s]]), bb.preprocess)
+    splits = {s: _image_split(ds, np.array([pos[i] for i in man.id[man.split == s]]), bb.preprocess)
               for s in ("train", "val", "test")}
     spec = dataset_spec(unit.dataset)
-    switches = cfg.options.get("finetune", {})
+    switches = {"batch_size": finetune_batch_size(bb.spec.arch), **cfg.options.get("finetune", {})}
     res = finetune(bb.module, bb.feature_dim, len(ds.classes), splits["train"], splits["val"], splits["test"],
-                   max_steps=cfg.finetune_max_steps, eval_every=cfg.finetune_eval_every,
-                   batch_size=finetune_batch_size(bb.spec.arch), metric=spec.metric, device=cfg.device,
-                   seed=cfg.seed, progress=False, **switches)
+                   max_steps=cfg.finetune_max_steps, eval_every=cfg.finetune_eval_every, metric=spec.metric,
+                   device=cfg.device, seed=cfg.seed, progress=False, **switches)
     key = feat.cache_key(bb, ds, mh)
     rows = _metric_rows(cfg, unit, key, spec.metric, res.test_labels, res.test_pred, res.test_proba, res.summary())
     hist = res.history_frame().to_numpy(dtype=np.float64)
-    return rows, {"test_correct": res.test_correct.astype(np.uint8), "history": hist}
+    return rows, {"test_correct": res.test_correct.astype(np.uint8), "history": hist,
+                  "learning_rates": res.learning_rates.astype(np.float64)}
 
 
 PROTOCOL_RUNNERS = {"fewshot": run_fewshot_unit, "linear": run_linear_unit, "finetune": run_finetune_unit}

@@ -119,3 +119,84 @@ def test_bad_input_is_a_clear_error():
                  _data(4, 3), max_steps=2, progress=False)
     with pytest.raises(FinetuneError, match="unknown metric"):
         _run(metric="f1")
+
+
+# ------------------------------------------------------------------ issue #15: the authors' schedule and augmentation
+def test_cosine_schedule_matches_the_authors_cosine_annealing():
+    """Authors: CosineAnnealingLR(T_max=steps) stepped after every update; step t used lr (1 + cos(pi t / T)) / 2."""
+    steps, lr = 8, 1e-2
+    res = _run(max_steps=steps, eval_every=4, schedule="cosine", lr=lr)
+    rates = res.learning_rates
+    assert rates.shape == (steps,) and res.summary()["schedule"] == "cosine"
+    assert rates[0] == lr                                              # first step: the full rate
+    assert rates[steps // 2] == pytest.approx(lr / 2, rel=1e-12)       # middle: half
+    assert rates[-1] == pytest.approx(lr * (1 + np.cos(np.pi * (steps - 1) / steps)) / 2, rel=1e-12)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched, torch_rates = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps), []
+    for _ in range(steps):
+        torch_rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(rates, torch_rates, rtol=1e-9)
+    const = _run(max_steps=steps, eval_every=4)
+    assert const.summary()["schedule"] == "constant" and (const.learning_rates == lr).all()
+    assert const.history != res.history
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(FinetuneError, match="unknown schedule 'linear'"):
+        _run(schedule="linear")
+
+
+def _images(n, seed, side=24):
+    """Raw PIL images (not square, so a crop of the raw image differs from one of the centre square)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    imgs = [Image.fromarray((np.clip(rng.normal(0.3 + 0.4 * c, 0.2, (side, side + 8, 3)), 0, 1) * 255).astype(np.uint8))
+            for c in y]
+    return imgs, y
+
+
+def _split(n, seed):
+    from medssl_utils.models.preprocessing import make_preprocess
+
+    imgs, y = _images(n, seed)
+    return ft.ImageSplit(imgs.__getitem__, y, make_preprocess("imagenet", SIZE))
+
+
+def test_authors_augmentation_crops_the_raw_image_deterministically():
+    base = _split(6, 0)
+    aug = base.with_raw_augment(ft.authors_crop_flip, seed=5)
+    assert base.augment is None                                        # a copy: the caller's split is untouched
+    first = [aug[i][0] for i in range(6)]
+    assert all(t.shape == (3, SIZE, SIZE) for t in first)
+    assert all(torch.equal(a, aug[i][0]) for i, a in enumerate(first))    # same (seed, epoch, item): same crop
+    assert not torch.equal(first[0], base[0][0])
+    aug.set_epoch(1)
+    assert not all(torch.equal(a, aug[i][0]) for i, a in enumerate(first))
+    other = base.with_raw_augment(ft.authors_crop_flip, seed=6)
+    assert not all(torch.equal(a, other[i][0]) for i, a in enumerate(first))
+    # the whole raw image at its own ratio is only resized (and maybe flipped)
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    img = Image.fromarray((np.random.default_rng(1).random((20, 20, 3)) * 255).astype(np.uint8))
+    whole = TF.to_tensor(ft.authors_crop_flip(img, 12, torch.Generator().manual_seed(0), scale=(1, 1), ratio=(1, 1)))
+    resized = TF.to_tensor(TF.resize(img, [12, 12], interpolation=TF.InterpolationMode.BICUBIC))
+    assert torch.equal(whole, resized) or torch.equal(whole, resized.flip(-1))
+
+
+def test_authors_augmentation_in_finetune_is_seeded_and_differs_from_paper():
+    train, val, test = _split(48, 1), _split(16, 2), _split(16, 3)
+    kw = dict(max_steps=6, batch_size=8, eval_every=3, progress=False, device="cpu")
+    a = finetune(small_cnn(), 8, 2, train, val, test, augment="authors", seed=2, **kw)
+    b = finetune(small_cnn(), 8, 2, train, val, test, augment="authors", seed=2, **kw)
+    paper = finetune(small_cnn(), 8, 2, train, val, test, augment="paper", seed=2, **kw)
+    assert a.history == b.history and np.array_equal(a.test_proba, b.test_proba)
+    assert a.summary()["augment"] == "authors"
+    assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in paper.history]
+    assert train.augment is val.augment is test.augment is None        # eval splits never augmented
+    with pytest.raises(FinetuneError, match="train_ds must be an ImageSplit"):
+        _run(augment="authors")

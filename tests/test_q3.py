@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from medssl_utils import config, reference, report_q3, runs
-from medssl_utils.analysis import AnalysisError, driver
+from medssl_utils.analysis import driver
 from medssl_utils.models.minizoo.arch import ARCH_NAME, FEATURE_DIM, INPUT_SIZE
 from medssl_utils.models.registry import MODELS, ModelSpec, register
 from medssl_utils.results import COLUMNS

@@ -33,10 +33,23 @@ pages.show(real[["Dataset", "Label policy", "URL", "Licence"]])
     md("""
 ### Native layouts and switches
 
-With the `paper` profile each dataset is read as its publisher ships it, from `data_root/<folder>/`; nothing
-is converted or copied. The switches are loader options, set per dataset through the notebooks' `options`
-parameter, e.g. `options={"datasets": {"ichallenge_pm": {"pm_grouping": "normal_vs_myopic"}}}`. The defaults
-follow the paper; the other values reproduce the authors' code (see the methods page, "Deviations").
+With the `paper` profile each dataset is read as its publisher ships it; nothing is converted or copied. One
+rule for all eight: `data_root/<folder>/` holds the publisher's archive extracted there as published, the
+archive's own top folder kept, e.g. `data_root/montgomery/MontgomerySet/CXR_png/` and
+`data_root/chexpert/CheXpert-v1.0/train.csv`; ChestX-ray14 and EyePACS ship loose files, so theirs start with
+the files (`data_root/chestx14/Data_Entry_2017.csv`, `data_root/eyepacs/trainLabels.csv`). The top folder
+dropped, or one extra wrapper folder (a download's own folder), is recognised too; anything else is refused
+in one line that shows the expected first files.
+
+Where the publisher names patients (CheXpert's `patientNNNNN` folders, ChestX-ray14's `Patient ID`,
+EyePACS's `<patient>_left/right` images) a random split keeps all of a patient's images on one side
+(`split_by: patient`, the default, recorded as a `group` column in the split manifest); `split_by: image`
+splits images one by one, as the authors' code did. The other five releases name no patients and are split
+per image.
+
+The switches are loader options, set per dataset through the notebooks' `options` parameter, e.g.
+`options={"datasets": {"ichallenge_pm": {"pm_grouping": "normal_vs_myopic"}}}`. The defaults follow the
+paper; the other values reproduce the authors' code (see the methods page, "Deviations").
 """),
     code("""
 pages.show(pages.real_layouts_table())

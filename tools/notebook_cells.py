@@ -47,7 +47,7 @@ from medssl_utils import config, report, runs
 
 warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 cfg = config.from_namespace(globals())
-print(f"profile {cfg.profile}: {len(cfg.models)} models x {len(cfg.datasets)} datasets, device {cfg.device}")'''
+print(config.describe(cfg))'''
 
 
 def md(text: str, tags=()):

@@ -28,6 +28,8 @@ class ImageDataset:
     pairs: list[tuple[int, int]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason), reported, never silent
     given_split: list[str] | None = None  # publisher's split per image ("train"/"test"), when it has one
+    # the patient (or study) of each image, when the publisher says; random splits keep a group on one side
+    groups: list[str] | None = None
     fingerprint: str = ""  # what else makes the pixels (generator version, image size, seed, data root)
 
     def __post_init__(self) -> None:
@@ -38,6 +40,8 @@ class ImageDataset:
             raise DatasetError(f"{self.name}: no images found")
         if len(set(self.ids)) != len(self.ids):
             raise DatasetError(f"{self.name}: image ids are not unique")
+        if self.groups is not None and len(self.groups) != len(self.ids):
+            raise DatasetError(f"{self.name}: {len(self.groups)} groups but {len(self.ids)} ids")
         bad = set(np.unique(self.labels)) - set(range(len(self.classes)))
         if bad:
             raise DatasetError(f"{self.name}: labels {sorted(bad)} outside 0..{len(self.classes) - 1}")

@@ -1,9 +1,15 @@
 """The dataset registry: one declarative record per dataset; nothing else branches on dataset names.
 
 A record says what the paper says about the dataset (modality, domain, classes, label conversion,
-protocols) and how to build it (a loader function plus its default switches). Real datasets are read
-from the layout their publisher ships under ``data_root/<folder>``; MedSynth sets are generated into
-the cache.
+protocols) and how to build it (a loader function plus its default switches). MedSynth sets are generated
+into the cache.
+
+Real datasets, one rule for all eight (``LAYOUT_RULE``): ``data_root/<folder>/`` holds the publisher's
+archive(s) extracted there as published, the archive's own top folder kept (``top``: ``MontgomerySet/``,
+``CheXpert-v1.0/``, ...; ChestX-ray14 and EyePACS ship loose files, so theirs start directly with the
+files). Also accepted, because they are unambiguous: that top folder dropped or renamed, and one extra
+wrapper folder (a download's own folder, e.g. ``data_root/eyepacs/diabetic-retinopathy-detection/``).
+``locate`` finds the publisher's folder by the record's ``marks`` and hands it to the loader.
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ class DatasetSpec:
     metric: str                    # "accuracy" | "mean_per_class_accuracy" (EyePACS linear/finetune)
     loader: Callable[..., ImageDataset]
     folder: str = ""               # sub-folder of data_root (real datasets)
+    top: tuple[str, ...] = ()      # the folder(s) the publisher's archive extracts to (none: loose files)
+    marks: tuple[str, ...] = ()    # what identifies the release inside ``top`` (glob patterns, any one will do;
+                                   # the first two are shown in errors and docs)
     options: dict[str, Any] = field(default_factory=dict)   # loader switches and their defaults
     split: str = "random_80_20"    # how the test split is made (see manifests.py)
     synthetic: bool = False        # True for MedSynth: never mistaken for the real data
@@ -79,8 +88,65 @@ def load_dataset(name: str, *, data_root: str | Path | None = None, cache_dir: s
         raise DatasetError(f"dataset {name!r} is real data: set data_root to the folder holding {spec.folder!r}/")
     root = Path(data_root) / spec.folder
     if not root.is_dir():
-        raise DatasetError(f"dataset {name!r}: folder {root} does not exist (expected the publisher's layout there)")
-    return spec.loader(spec, root=root, **opts)
+        raise DatasetError(f"dataset {name!r}: folder {root} does not exist; expected {expected_layout(spec)} "
+                           f"({_rule_short(spec)})")
+    return spec.loader(spec, root=locate(spec, root), **opts)
+
+
+LAYOUT_RULE = ("data_root/<folder>/ holds the publisher's archive(s) extracted there as published, the archive's "
+               "top folder kept (releases of loose files start with their files)")
+
+
+def _rule_short(spec: DatasetSpec) -> str:
+    return ("the publisher's archive extracted there as published, its top folder kept" if spec.top else
+            "the publisher's files unpacked there as published")
+
+
+def expected_layout(spec: DatasetSpec) -> str:
+    """The first files/folders the rule puts under ``data_root``, e.g. ``data_root/bach/ICIAR2018_BACH_Challenge/Photos/``."""
+    top = f"{spec.top[0]}/" if spec.top else ""
+    shown = spec.marks[:2]
+    inner = shown[0] if len(shown) == 1 else "{" + ", ".join(shown) + "}"
+    return f"data_root/{spec.folder}/{top}{inner}"
+
+
+def _matches(folder: Path, marks: tuple[str, ...]) -> bool:
+    return any(next(folder.glob(m.rstrip("/")), None) is not None for m in marks)
+
+
+def _release_in(base: Path, spec: DatasetSpec) -> Path | None:
+    """The publisher's folder directly in ``base``: its top folder by name, else ``base`` itself when it holds
+    the contents (loose files, or the top folder dropped)."""
+    for top in spec.top:
+        if (base / top).is_dir() and _matches(base / top, spec.marks):
+            return base / top
+    return base if _matches(base, spec.marks) else None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__MACOSX")))
+
+
+def locate(spec: DatasetSpec, root: Path) -> Path:
+    """The publisher's folder under ``root`` = ``data_root/<folder>`` (see ``LAYOUT_RULE``), at most one wrapper
+    folder deep; a wrong layout is one line saying the rule and what was found."""
+    if not spec.marks:
+        return root
+    found = _release_in(root, spec)
+    if found is not None:
+        return found
+    # one wrapper folder around the release, or the top folder under another name
+    hits = [h for h in (_release_in(d, spec) for d in _subfolders(root)) if h is not None]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise DatasetError(f"dataset {spec.name!r}: {root} holds {len(hits)} copies of the release "
+                           f"({', '.join(h.relative_to(root).as_posix() for h in hits[:3])}); expected one, "
+                           f"as {expected_layout(spec)}")
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir() if not p.name.startswith("."))
+    seen = ", ".join(e[:40] for e in entries[:4]) + (", ..." if len(entries) > 4 else "") if entries else "nothing"
+    raise DatasetError(f"dataset {spec.name!r}: {root} does not hold the release (found {seen}); "
+                       f"expected {expected_layout(spec)} ({_rule_short(spec)})")
 
 
 def _load_entries() -> None:

@@ -81,7 +81,9 @@ PREPROCESSING = ("imagenet", "none", "histeq", "cxr")
 def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, resize: int | None = None,
                     fewshot_small_resize: int | None = None) -> Preprocess:
     """``normalisation`` overrides the model's own: e.g. 'cxr' gives MoCo-CXR the statistics it was
-    pretrained with, where the authors (default) fed it ImageNet-normalised input.
+    pretrained with, where the authors (default) fed it ImageNet-normalised input (code notes s0 item 8), and
+    'imagenet' for SimCLR-v1 is what the authors' final finetune and saliency runs fed it. A profile sets it
+    per model: ``options: {models: {moco_cxr_r18: {normalisation: cxr}}}`` (``runs.backbone``).
 
     ``fewshot_small_resize`` reproduces the authors' few-shot input for the small datasets: a square resize
     to this side for a 224 px crop (they used 257), scaled in proportion for other input sizes."""

@@ -9,6 +9,20 @@ Authors' code (original-code notes section 4.3): a validation score below the be
 patience counter, anything else resets it (so ties count as a new best); everything trains, BatchNorm
 included; and the "best" weights were never restored at the stop (the saved state dict aliased the
 live tensors). ``restore_best=False`` reproduces that.
+
+Two more differences from the paper's text, both switches (methods page, deviations):
+
+* Learning rate. The paper: "the learning rate is fixed to 10^-2" and no schedule, so ``schedule="constant"``
+  is the default. The authors' ``FinetuneModel.tune`` (SSLmed finetune.py, inherited from ERT's) wraps SGD in
+  ``CosineAnnealingLR(optimizer, T_max=self.steps)``, ``steps`` = 5000 = the step cap, ``eta_min`` = 0, no
+  warm-up, stepped once per optimiser step after ``optimizer.step()`` (code notes s4.3); early stopping does
+  not shorten ``T_max``. ``schedule="cosine"`` is that: step t (0-based) uses lr * (1 + cos(pi t / max_steps)) / 2.
+* Augmentation. Authors (code notes s3, "finetune train"): ``RandomResizedCrop(224, BICUBIC)`` (torchvision's
+  defaults scale (0.08, 1), ratio (3/4, 4/3)) then ``RandomHorizontalFlip()`` on the raw PIL image, then
+  ToTensor and the model's normalisation; val and test: resize + centre crop, never augmented.
+  ``augment="authors"`` does that, which needs a training set that can hand out raw images (``ImageSplit``);
+  ``augment="paper"`` (default) crops and flips the already preprocessed tensor, so the crop comes from the
+  centre-cropped square rather than the whole image.
 """
 from __future__ import annotations
 
@@ -19,13 +33,16 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from ..features import resolve_device
 from .linear import METRICS, accuracy, mean_per_class_accuracy, score
@@ -35,46 +52,119 @@ class FinetuneError(MedsslError):
     pass
 
 
-def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, *, scale=(0.08, 1.0),
-                             ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+RRC_SCALE = (0.08, 1.0)        # torchvision RandomResizedCrop defaults, which the authors kept (code notes s3)
+RRC_RATIO = (3 / 4, 4 / 3)
+
+
+def _crop_box(h: int, w: int, u: torch.Tensor, pos: torch.Tensor, scale, ratio) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of torchvision's RandomResizedCrop.get_params from pre-drawn uniforms:
+    ``u`` (10, 2) for the 10 attempts (area, log ratio), ``pos`` (2,) for the position."""
+    area = h * w
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    for a in range(10):   # torchvision's 10 attempts, then a centre crop at the clamped ratio
+        target = area * (scale[0] + (scale[1] - scale[0]) * float(u[a, 0]))
+        r = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(u[a, 1]))
+        cw, ch = int(round(math.sqrt(target * r))), int(round(math.sqrt(target / r)))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(float(pos[0]) * (h - ch + 1)), int(float(pos[1]) * (w - cw + 1)), ch, cw
+    ch, cw = h, w
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        cw, ch = w, int(round(w / ratio[0]))
+    elif in_ratio > ratio[1]:
+        ch, cw = h, int(round(h * ratio[1]))
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, *, scale=RRC_SCALE,
+                             ratio=RRC_RATIO) -> torch.Tensor:
     """torchvision's RandomResizedCrop (bicubic, same output side) + RandomHorizontalFlip, on a batch.
 
     Works on already-normalised tensors: resampling is linear, so it commutes with the per-channel
     affine normalisation. Parameters come from ``generator`` so a seed fixes every crop.
     """
     n, _, h, w = x.shape
-    area = h * w
-    log_r = (math.log(ratio[0]), math.log(ratio[1]))
     out = torch.empty_like(x)
     u = torch.rand((n, 10, 2), generator=generator, dtype=torch.float64)
     pos = torch.rand((n, 2), generator=generator, dtype=torch.float64)
     flips = torch.rand(n, generator=generator) < 0.5
     for i in range(n):
-        ch, cw = h, w
-        for a in range(10):   # torchvision's 10 attempts, then a centre crop at the clamped ratio
-            target = area * (scale[0] + (scale[1] - scale[0]) * float(u[i, a, 0]))
-            r = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(u[i, a, 1]))
-            cw_try, ch_try = int(round(math.sqrt(target * r))), int(round(math.sqrt(target / r)))
-            if 0 < cw_try <= w and 0 < ch_try <= h:
-                ch, cw = ch_try, cw_try
-                top, left = int(float(pos[i, 0]) * (h - ch + 1)), int(float(pos[i, 1]) * (w - cw + 1))
-                break
-        else:
-            in_ratio = w / h
-            if in_ratio < ratio[0]:
-                cw, ch = w, int(round(w / ratio[0]))
-            elif in_ratio > ratio[1]:
-                ch, cw = h, int(round(h * ratio[1]))
-            top, left = (h - ch) // 2, (w - cw) // 2
+        top, left, ch, cw = _crop_box(h, w, u[i], pos[i], scale, ratio)
         crop = x[i:i + 1, :, top:top + ch, left:left + cw]
         crop = F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
         out[i] = crop[0].flip(-1) if flips[i] else crop[0]
     return out
 
 
+def authors_crop_flip(img: Image.Image, size: int, generator: torch.Generator, *, scale=RRC_SCALE,
+                      ratio=RRC_RATIO) -> Image.Image:
+    """The authors' training transform on the raw image: RandomResizedCrop(size, BICUBIC) + RandomHorizontalFlip
+    (code notes s3), with every draw from ``generator``."""
+    w, h = img.size
+    u = torch.rand((10, 2), generator=generator, dtype=torch.float64)
+    pos = torch.rand(2, generator=generator, dtype=torch.float64)
+    flip = bool(torch.rand(1, generator=generator)[0] < 0.5)
+    top, left, ch, cw = _crop_box(h, w, u, pos, scale, ratio)
+    out = TF.resized_crop(img, top, left, ch, cw, [size, size], interpolation=InterpolationMode.BICUBIC)
+    return TF.hflip(out) if flip else out
+
+
 AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
     "paper": random_resized_crop_flip,
 }
+# augmentations of the raw image, before resize and normalisation: the training set applies them (ImageSplit)
+RAW_AUGMENTATIONS: dict[str, Callable[[Image.Image, int, torch.Generator], Image.Image]] = {
+    "authors": authors_crop_flip,
+}
+AUGMENT_MODES = (*AUGMENTATIONS, *RAW_AUGMENTATIONS)
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(schedule: str, lr: float, step: int, max_steps: int) -> float:
+    """The rate of optimiser step ``step`` (0-based). "cosine" = torch's CosineAnnealingLR(T_max=max_steps,
+    eta_min=0) stepped after each update, in closed form, as the authors ran it."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * step / max_steps))
+    raise FinetuneError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+
+
+class ImageSplit(Dataset):
+    """(preprocessed tensor, label) pairs of one split, built from raw images on demand.
+
+    ``with_raw_augment`` gives a copy that augments the raw image before resize and normalisation. Each item's
+    draws come from its own generator seeded by (seed, epoch, item), so the crops depend on neither the
+    order of access nor the worker count; the trainer calls ``set_epoch`` at each pass.
+    """
+
+    def __init__(self, image: Callable[[int], Image.Image], labels: Sequence[int], preprocess):
+        self.image, self.labels, self.preprocess = image, np.asarray(labels, dtype=np.int64), preprocess
+        self.augment: Callable | None = None
+        self.seed, self.epoch = 0, 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def with_raw_augment(self, augment: Callable[[Image.Image, int, torch.Generator], Image.Image],
+                         seed: int) -> "ImageSplit":
+        out = copy.copy(self)
+        out.augment, out.seed, out.epoch = augment, int(seed), 0
+        return out
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def item_generator(self, i: int) -> torch.Generator:
+        state = np.random.SeedSequence([self.seed, self.epoch, int(i)]).generate_state(2, dtype=np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def __getitem__(self, i: int):
+        img = self.image(i)
+        if self.augment is None:
+            return self.preprocess(img), int(self.labels[i])
+        img = self.augment(img.convert("RGB"), self.preprocess.size, self.item_generator(i))
+        return self.preprocess.normalise(TF.to_tensor(img)), int(self.labels[i])
 
 
 @dataclass
@@ -95,6 +185,7 @@ class FinetuneResult:
     history: list[dict] = field(default_factory=list)   # one row per check: step, train_loss, val_metric
     seconds: float = 0.0
     switches: dict = field(default_factory=dict)
+    learning_rates: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (steps,) the rate of each update
     model: nn.Module | None = None   # the final network (backbone + head) on the CPU, eval mode
 
     def history_frame(self):
@@ -127,12 +218,14 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
              test_ds: Dataset, *, lr: float = 1e-2, momentum: float = 0.9, nesterov: bool = True,
              weight_decay: float = 1e-8, max_steps: int = 5000, batch_size: int = 64, eval_every: int = 200,
              patience: int = 3, restore_best: bool = True, metric: str = "accuracy",
-             augment: str | Callable | None = "paper", device: str | torch.device = "auto", amp: bool = True,
-             seed: int = 0, progress: bool = True, eval_batch_size: int | None = None) -> FinetuneResult:
+             augment: str | Callable | None = "paper", schedule: str = "constant", device: str | torch.device = "auto",
+             amp: bool = True, seed: int = 0, progress: bool = True, eval_batch_size: int | None = None) -> FinetuneResult:
     """Train a copy of ``module`` (headless backbone, (N,3,S,S) -> (N,feature_dim)) plus a linear head.
 
     Datasets yield ``(tensor (3,S,S) preprocessed, int label)``. ``augment``: "paper" (random resized
-    crop + flip), None (none) or a callable ``(batch, torch.Generator) -> batch``. Every
+    crop + flip of the preprocessed tensor), "authors" (the same on the raw image; ``train_ds`` must be an
+    ``ImageSplit``), None (none) or a callable ``(batch, torch.Generator) -> batch``. ``schedule``:
+    "constant" (paper) or "cosine" (authors; see ``learning_rate``). Every
     ``eval_every`` steps (and at the last step) the val ``metric`` is computed; ``patience`` checks in
     a row below the best stop training. ``restore_best`` loads the best checkpoint's weights before
     testing (paper's early stopping; False = the authors' code). ``amp``: fp16 autocast on a GPU only
@@ -147,13 +240,19 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
             raise FinetuneError(f"{name} must be >= 1 (got {v})")
     for name, ds in (("train", train_ds), ("val", val_ds), ("test", test_ds)):
         _split_labels(name, ds)
+    if schedule not in SCHEDULES:
+        raise FinetuneError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    aug_fn = augment
     if isinstance(augment, str):
-        if augment not in AUGMENTATIONS:
-            raise FinetuneError(f"unknown augment {augment!r}; expected one of {sorted(AUGMENTATIONS)}, None "
+        if augment not in AUGMENT_MODES:
+            raise FinetuneError(f"unknown augment {augment!r}; expected one of {list(AUGMENT_MODES)}, None "
                                 "or a callable")
-        aug_fn = AUGMENTATIONS[augment]
-    else:
-        aug_fn = augment
+        aug_fn = AUGMENTATIONS.get(augment)
+        if augment in RAW_AUGMENTATIONS:
+            if not hasattr(train_ds, "with_raw_augment"):
+                raise FinetuneError(f"augment={augment!r} crops the raw image, so train_ds must be an ImageSplit "
+                                    f"(got {type(train_ds).__name__}); use augment='paper' for tensor datasets")
+            train_ds = train_ds.with_raw_augment(RAW_AUGMENTATIONS[augment], seed + 1)
     dev = resolve_device(device)
     autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if (amp and dev.type == "cuda") else nullcontext()
     eval_bs = eval_batch_size or 2 * batch_size
@@ -180,10 +279,13 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
 
         history: list[dict] = []
         best_val, best_step, best_state = -np.inf, 0, None
-        bad, step, losses, stopped = 0, 0, [], False
+        bad, step, losses, stopped, epoch, rates = 0, 0, [], False, 0, []
         bar = _progress(max_steps, progress)
         while step < max_steps and not stopped:
             model.train()
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            epoch += 1
             for x, y in loader:
                 if aug_fn is not None:
                     x = aug_fn(x, aug_gen)
@@ -199,6 +301,10 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
                     raise FinetuneError(f"training loss became {loss.item()} at step {step + 1}; lower lr "
                                         f"(got {lr}) or check the inputs")
                 opt.zero_grad(set_to_none=True)
+                rate = learning_rate(schedule, lr, step, max_steps)
+                for group in opt.param_groups:
+                    group["lr"] = rate
+                rates.append(rate)
                 if scaler is None:
                     loss.backward()
                     opt.step()
@@ -237,11 +343,12 @@ def finetune(module: nn.Module, feature_dim: int, n_classes: int, train_ds: Data
         test_metric=score(metric, labels, pred), test_accuracy=accuracy(labels, pred),
         test_mean_per_class_accuracy=mean_per_class_accuracy(labels, pred), steps=step, best_step=best_step,
         best_val=float(best_val), stopped_early=stopped, restored_best=restored, history=history,
-        seconds=time.perf_counter() - t0, model=model.cpu().eval(),
+        seconds=time.perf_counter() - t0, model=model.cpu().eval(), learning_rates=np.asarray(rates),
         switches={"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
                   "batch_size": batch_size, "max_steps": max_steps, "eval_every": eval_every,
                   "patience": patience, "restore_best": restore_best,
-                  "augment": augment if isinstance(augment, str) or augment is None else "custom", "seed": seed},
+                  "augment": augment if isinstance(augment, str) or augment is None else "custom",
+                  "schedule": schedule, "seed": seed},
     )
 
 

@@ -1,8 +1,10 @@
 """What every native-layout loader shares: CSV and option checks, image checks, and assembling the dataset.
 
-Loaders collect plain records (id, label, path) and the view pairs by id; ``assemble`` drops unusable
-images (only when asked to, and loudly), turns id pairs into index pairs and builds the dataset, so the
-bad-image policy is the same for all eight publishers.
+Loaders collect plain records (id, label, path, patient) and the view pairs by id; ``assemble`` drops
+unusable images (only when asked to, and loudly), turns id pairs into index pairs and builds the dataset, so
+the bad-image policy and the error shape (one line: a count, the first file, the expected layout) are the
+same for all eight publishers. Each loader gets ``root`` = the publisher's folder that
+``registry.locate`` found under ``data_root/<folder>/`` (``registry.LAYOUT_RULE``).
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ import pandas as pd
 from PIL import Image
 
 from ..base import DatasetError, FileImageDataset
-from ..registry import DatasetSpec
+from ..registry import DatasetSpec, expected_layout
 
 BAD_IMAGE_POLICIES = ("raise", "skip")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-_MAX_NAMED = 10  # how many offending files an error or warning names before it only counts
+_MAX_NAMED = 2  # how many offending files an error or warning names before it only counts (one short line)
+SPLIT_UNITS = ("patient", "image")  # option ``split_by``: what a random split keeps on one side
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Record:
     label: int
     path: Path
     split: str | None = None  # publisher's split ("train"/"test") when it has one
+    group: str | None = None  # the patient (or study) when the publisher gives it; splits keep it on one side
 
 
 def choice(name: str, value: Any, allowed: Sequence[Any], dataset: str) -> Any:
@@ -104,6 +108,11 @@ def _name_some(items: Sequence[tuple[str, str]]) -> str:
     return shown + more
 
 
+def name_some(items: Sequence[str], n: int = _MAX_NAMED) -> str:
+    """The first ``n`` of ``items`` and how many more: errors stay one short line however many files fail."""
+    return ", ".join(str(i) for i in items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 def fingerprint(root: Path, options: dict[str, Any]) -> str:
     """What besides the files decides the dataset: where it was read from and the switches."""
     opts = ",".join(f"{k}={options[k]}" for k in sorted(options))
@@ -124,10 +133,11 @@ def assemble(spec: DatasetSpec, root: Path, options: dict[str, Any], records: li
         raise DatasetError(f"dataset {spec.name!r}: no images found under {root}")
     skipped: list[tuple[str, str]] = []
     if on_bad_image == "raise":
-        missing = [(str(r.path), "missing file") for r in records if not r.path.is_file()]
+        missing = [r.path for r in records if not r.path.is_file()]
         if missing:
-            raise DatasetError(f"dataset {spec.name!r}: {len(missing)} listed image(s) missing: {_name_some(missing)}; "
-                               "expected every listed image on disk (or pass on_bad_image='skip')")
+            raise DatasetError(f"dataset {spec.name!r}: {len(missing)} of {len(records)} listed image(s) missing, "
+                               f"first {missing[0]}; expected {expected_layout(spec)}, the release as published "
+                               "(or on_bad_image='skip')")
     else:
         kept = []
         for r in records:
@@ -145,6 +155,9 @@ def assemble(spec: DatasetSpec, root: Path, options: dict[str, Any], records: li
     index = {r.id: i for i, r in enumerate(records)}
     pairs = [(index[a], index[b]) for a, b in pair_ids if a in index and b in index]
     splits = [r.split for r in records]
+    groups = [r.group for r in records]
+    if any(g is None for g in groups) and any(g is not None for g in groups):
+        raise DatasetError(f"dataset {spec.name!r}: patient known for some images only")
     given = None
     if any(s is not None for s in splits):
         if any(s is None for s in splits):
@@ -152,11 +165,12 @@ def assemble(spec: DatasetSpec, root: Path, options: dict[str, Any], records: li
         given = [str(s) for s in splits]
     return FileImageDataset(name=spec.name, ids=[r.id for r in records], labels=[r.label for r in records],
                             classes=classes or spec.classes, paths=[r.path for r in records], pairs=pairs,
-                            skipped=skipped, given_split=given, fingerprint=fingerprint(root, options))
+                            skipped=skipped, given_split=given, fingerprint=fingerprint(root, options),
+                            groups=None if not groups or groups[0] is None else [str(g) for g in groups])
 
 
 def check_agreement(dataset: str, what: str, disagreements: list[tuple[str, str]]) -> None:
-    """Two label sources must agree; list every file where they do not, in one error."""
+    """Two label sources must agree; one error counts the files where they do not and names the first."""
     if disagreements:
         raise DatasetError(f"dataset {dataset!r}: {what} disagree for {len(disagreements)} file(s): "
                            f"{_name_some(disagreements)}")

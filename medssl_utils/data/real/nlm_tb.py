@@ -1,14 +1,20 @@
 """The NLM tuberculosis chest X-ray sets, Montgomery County and Shenzhen, as downloaded.
 
-Layout: ``MontgomerySet/CXR_png/MCUCXR_NNNN_L.png`` and ``ChinaSet_AllFiles/CXR_png/CHNCXR_NNNN_L.png``,
-each with an optional ``ClinicalReadings/<stem>.txt`` (demographics, then the radiologist's reading).
+Layout (the one rule, ``registry.LAYOUT_RULE``): each zip unpacked in its folder, top folder kept:
+``data_root/montgomery/MontgomerySet/CXR_png/MCUCXR_NNNN_L.png`` and
+``data_root/shenzhen/ChinaSet_AllFiles/CXR_png/CHNCXR_NNNN_L.png``, each with an optional
+``ClinicalReadings/<stem>.txt`` beside ``CXR_png/`` (demographics, then the radiologist's reading). Also read:
+the top folder dropped (``data_root/montgomery/CXR_png/``) or inside one wrapper folder.
+
+Split: the releases give no patient id beyond the image number (one X-ray per case), so the random split is
+per image (no ``split_by`` switch).
 
 Label (paper §4.2.2, following the publishers): any abnormal reading is positive. Two sources carry it:
 the ``_0``/``_1`` suffix of the file name and the reading text ("normal" -> 0, anything else -> 1, the
 authors' rule on the same text in their metadata CSV). Switch ``label_source``: ``"filename"``
 (default; present on every file of the release) or ``"text"`` (needs every reading file; accepts file
 names without the suffix). Whenever both sources exist for an image they must agree, otherwise the
-loader raises and lists every disagreeing file.
+loader raises, counting the disagreeing files and naming the first.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from pathlib import Path
 
 from ..base import DatasetError, FileImageDataset
 from ..registry import DatasetSpec, register
-from ._common import SUFFIX_LABEL, Record, assemble, check_agreement, choice, image_files, require_dir
+from ._common import SUFFIX_LABEL, Record, assemble, check_agreement, choice, image_files, name_some, require_dir
 
 # Montgomery starts with "Patient's Sex: F" / "Patient's Age: 040Y" lines; Shenzhen with "male 35yrs".
 _FIELD_LINE = re.compile(r"^\s*patient\W?s\s+[a-z]+\s*:.*$", re.I | re.M)  # any apostrophe
@@ -41,12 +47,13 @@ def reading_label(path: Path) -> int:
     return 0 if finding == "normal" else 1
 
 
-def _load_tb(spec: DatasetSpec, root: Path, set_dir: str, *, label_source: str, on_bad_image: str) -> FileImageDataset:
+def _load_tb(spec: DatasetSpec, root: Path, *, label_source: str, on_bad_image: str) -> FileImageDataset:
+    """``root``: the release's top folder (``MontgomerySet/``, ``ChinaSet_AllFiles/``), as located."""
     choice("label_source", label_source, ("filename", "text"), spec.name)
-    images = require_dir(root / set_dir / "CXR_png", f"{spec.title}'s PNG folder {set_dir}/CXR_png/")
-    readings = root / set_dir / "ClinicalReadings"
+    images = require_dir(root / "CXR_png", f"{spec.title}'s PNG folder {spec.top[0]}/CXR_png/")
+    readings = root / "ClinicalReadings"
     if label_source == "text":
-        require_dir(readings, f"{spec.title}'s reading files {set_dir}/ClinicalReadings/*.txt (label_source='text')")
+        require_dir(readings, f"{spec.title}'s reading files {spec.top[0]}/ClinicalReadings/*.txt (label_source='text')")
     records, no_suffix, no_text, disagree = [], [], [], []
     for png in image_files(images):
         m = SUFFIX_LABEL.search(png.stem)
@@ -62,37 +69,36 @@ def _load_tb(spec: DatasetSpec, root: Path, set_dir: str, *, label_source: str, 
         label = from_name if label_source == "filename" else from_text
         records.append(Record(id=png.stem, label=label if label is not None else -1, path=png))
     if no_suffix:
-        raise DatasetError(f"dataset {spec.name!r}: file name(s) without the _0/_1 label suffix: {no_suffix[:10]}"
-                           f"{' ...' if len(no_suffix) > 10 else ''}; expected <stem>_0.png or <stem>_1.png "
-                           "(or label_source='text')")
+        raise DatasetError(f"dataset {spec.name!r}: {len(no_suffix)} file name(s) without the _0/_1 label suffix: "
+                           f"{name_some(no_suffix)}; expected <stem>_0.png or <stem>_1.png (or label_source='text')")
     if no_text:
-        raise DatasetError(f"dataset {spec.name!r}: missing reading file(s) {no_text[:10]}"
-                           f"{' ...' if len(no_text) > 10 else ''}; label_source='text' needs one per image")
+        raise DatasetError(f"dataset {spec.name!r}: {len(no_text)} missing reading file(s): {name_some(no_text)}; "
+                           "label_source='text' needs one per image")
     check_agreement(spec.name, "file-name suffix and clinical reading", disagree)
     return assemble(spec, root, {"label_source": label_source}, records, on_bad_image=on_bad_image)
 
 
 def load_montgomery(spec: DatasetSpec, *, root: Path, label_source: str = "filename",
                     on_bad_image: str = "raise") -> FileImageDataset:
-    return _load_tb(spec, root, "MontgomerySet", label_source=label_source, on_bad_image=on_bad_image)
+    return _load_tb(spec, root, label_source=label_source, on_bad_image=on_bad_image)
 
 
 def load_shenzhen(spec: DatasetSpec, *, root: Path, label_source: str = "filename",
                   on_bad_image: str = "raise") -> FileImageDataset:
-    return _load_tb(spec, root, "ChinaSet_AllFiles", label_source=label_source, on_bad_image=on_bad_image)
+    return _load_tb(spec, root, label_source=label_source, on_bad_image=on_bad_image)
 
 
 _COMMON = dict(modality="chest X-ray", domain="in", classes=("normal", "abnormal (tuberculosis)"),
                label_policy="any abnormal reading = positive (file-name suffix _1; reading text other than "
                             "'normal'), as the publishers define it",
                fewshot_ways=2, manyshot=(), metric="accuracy",
-               fewshot_square_resize=True,
+               fewshot_square_resize=True, marks=("CXR_png/",),
                options={"label_source": "filename", "on_bad_image": "raise"}, split="random_80_20",
                invariances=("rotation", "hflip"),
                url="https://lhncbc.nlm.nih.gov/LHC-downloads/downloads.html#tuberculosis-image-data-sets",
                licence="U.S. National Library of Medicine public release; cite Jaeger et al. 2014")
 
 MONTGOMERY = register(DatasetSpec(name="montgomery", title="Montgomery-CXR", loader=load_montgomery,
-                                  folder="montgomery", n_images_paper=138, **_COMMON))
+                                  folder="montgomery", top=("MontgomerySet",), n_images_paper=138, **_COMMON))
 SHENZHEN = register(DatasetSpec(name="shenzhen", title="Shenzhen-CXR", loader=load_shenzhen,
-                                folder="shenzhen", n_images_paper=662, **_COMMON))
+                                folder="shenzhen", top=("ChinaSet_AllFiles",), n_images_paper=662, **_COMMON))
