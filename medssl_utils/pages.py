@@ -133,6 +133,40 @@ def medsynth_grid(names: Iterable[str] | None = None, *, per_class: int = 3, ima
     return example_grid(names, per_class=per_class, image_size=image_size, seed=seed)
 
 
+def uses_medsynth(cfg) -> bool:
+    """Whether the run reads any MedSynth set (the MedSynth sections of the datasets page apply only then)."""
+    return any(dataset_spec(d).synthetic for d in cfg.datasets)
+
+
+def example_figure(cfg, *, per_class: int = 3):
+    """Figure-1 counterpart for the run's own data: MedSynth's generator grid, or the loaders' real images."""
+    if uses_medsynth(cfg):
+        return medsynth_grid(per_class=per_class, image_size=cfg.image_size, seed=cfg.seed)
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from . import runs
+
+    panels = []
+    for name in cfg.datasets:
+        ds = runs.dataset(cfg, name)
+        labels = np.asarray(ds.labels)
+        for c, cls in enumerate(ds.classes):
+            for i in np.flatnonzero(labels == c)[:per_class]:
+                panels.append((f"{dataset_spec(name).title}\n{cls}", ds.image(int(i))))
+    cols = max(1, per_class * 2)
+    rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, img) in zip(axes.ravel(), panels):
+        img = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img))
+        ax.imshow(img.convert("RGB").resize((96, 96)))
+        ax.set_title(title, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------------------ learnability baseline
 def downsample(images: np.ndarray, pixels: int) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, pixels * pixels * 3) float features in [0, 1], by area averaging."""

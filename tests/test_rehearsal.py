@@ -1,0 +1,55 @@
+"""The rehearsal of the paper path (#19): fabricated publisher layouts, random originals converted by the real
+converters, the `paper` profile's grid. The CI part runs two models on two datasets through every protocol and
+analysis; the whole rehearsal with notebooks and book is `make rehearsal` (or MEDSSL_SLOW=1 for the CI-sized one)."""
+import os
+
+import pytest
+
+from medssl_utils import config, rehearsal, runs
+from medssl_utils.analysis import driver
+
+
+@pytest.fixture(scope="module")
+def paper_cfg(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rehearsal")
+    rehearsal.fabricate_data(out / "data", rehearsal.CI_DATASETS)
+    rehearsal.fabricate_weights(out / "weights", rehearsal.CI_MODELS)
+    params = rehearsal.parameters(out, rehearsal.CI_MODELS, rehearsal.CI_DATASETS)
+    # CI budget: both models through few-shot and linear, the first through finetune and the analyses
+    params.update(finetune_models=list(rehearsal.CI_MODELS[:1]), analysis_models=list(rehearsal.CI_MODELS[:1]))
+    return config.resolve("paper", **params)
+
+
+def test_the_paper_grid_runs_on_the_rehearsal(paper_cfg):
+    cfg = paper_cfg
+    rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"], progress=False)
+    got = {(r.protocol, r.model, r.dataset) for r in rows.itertuples()}
+    want = {(p, m, d) for m in rehearsal.CI_MODELS for d in rehearsal.CI_DATASETS for p in ("fewshot", "linear",
+            "finetune") if (p == "fewshot" or p in runs.dataset_spec(d).manyshot)
+            and (p != "finetune" or m in cfg.finetune_models)}
+    assert got == want and len(want) > 4
+    assert rows.value.between(0, 100).all()
+    q3 = driver.run_analysis_grid(cfg, progress=False)
+    assert set(q3.model) == set(cfg.analysis_models) and {"saliency", "reconstruction"} <= set(q3.protocol)
+
+
+def test_every_page_says_it_is_a_rehearsal(paper_cfg):
+    assert "REHEARSAL: random weights, fabricated images" in config.describe(paper_cfg)
+    assert "REHEARSAL" not in config.describe(config.resolve("smoke"))
+
+
+def test_the_converted_weights_are_checked_like_real_ones(paper_cfg):
+    from medssl_utils.models import fetch
+
+    status = fetch.status(paper_cfg.weights_dir)
+    assert set(rehearsal.CI_MODELS) <= set(status[status.columns[0]])
+    for m in rehearsal.CI_MODELS:
+        bb = runs.backbone(paper_cfg, m)
+        assert bb.weights_hash and not bb.weights_hash.startswith("random")
+
+
+@pytest.mark.skipif(not os.environ.get("MEDSSL_SLOW"), reason="7 min: set MEDSSL_SLOW=1 (make rehearsal runs all 13 x 8)")
+def test_ci_sized_rehearsal_builds_the_book(tmp_path):
+    rehearsal.rehearse(tmp_path, models=rehearsal.CI_MODELS, datasets=rehearsal.CI_DATASETS, log=lambda *_: None)
+    html = (tmp_path / "site" / "_build" / "html" / "book" / "generated" / "q1_supervised_vs_selfsupervised.html")
+    assert "REHEARSAL" in html.read_text()
