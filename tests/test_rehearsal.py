@@ -53,3 +53,14 @@ def test_ci_sized_rehearsal_builds_the_book(tmp_path):
     rehearsal.rehearse(tmp_path, models=rehearsal.CI_MODELS, datasets=rehearsal.CI_DATASETS, log=lambda *_: None)
     html = (tmp_path / "site" / "_build" / "html" / "book" / "generated" / "q1_supervised_vs_selfsupervised.html")
     assert "REHEARSAL" in html.read_text()
+
+
+def test_the_gpu_check_skips_cleanly_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert res.returncode == 0 and res.stdout.strip() == "skipped: no CUDA device", res.stdout + res.stderr
