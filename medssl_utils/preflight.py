@@ -197,6 +197,17 @@ def scan_images_once(cfg: "Config", ds, *, progress: bool = False) -> None:
     atomic_write_text(stamp, json.dumps({"dataset": ds.name, "images": len(ds.ids), "fingerprint": ds.fingerprint}))
 
 
+def before_units(cfg: "Config", units, *, progress: bool = False) -> None:
+    """What the grid runners check before their first unit: the files and data those units need."""
+    units = list(units)
+    if not units:
+        return
+    protocols = sorted({u.protocol for u in units})
+    datasets = sorted({u.dataset for u in units})
+    check_files(cfg, protocols, models={u.model for u in units}, datasets=datasets)
+    check_data(cfg, protocols, datasets=datasets, progress=progress)
+
+
 def preflight(cfg: "Config", protocols: Iterable[str] = ("fewshot", "linear", "finetune"), *,
               data: bool = True, progress: bool = False) -> None:
     protocols = list(protocols)

@@ -110,10 +110,7 @@ def _fewshot_backbone(bb: Backbone, small_resize: int | None) -> Backbone:
 
 def fewshot_inputs(cfg: Config, data: str) -> fewshot.FewShotInputs:
     """``options.fewshot`` applied to one dataset (defaults: every image, the paper's resize)."""
-    switches = dict(cfg.options.get("fewshot", {}))
-    unknown = set(switches) - {"pool", "resize"}
-    if unknown:
-        raise fewshot.FewShotError(f"options.fewshot: unknown key(s) {sorted(unknown)}; expected 'pool', 'resize'")
+    switches = dict(cfg.options.get("fewshot", {}))   # names and values checked by config (preflight)
     spec = dataset_spec(data)
     ds = dataset(cfg, data)
     man, _ = manifest(cfg, data)
@@ -301,12 +298,9 @@ def run_grid(cfg: Config, protocols: Iterable[str] = ("fewshot",), *, models: It
              if (p == "fewshot" or p in dataset_spec(d).manyshot)
              and (p != "finetune" or m in cfg.finetune_models)]
     todo = [u for u in my_units(units, shard) if not is_current(store, cfg, u, settings(cfg, u.protocol))]
-    if todo:   # what can fail before any extraction fails now (missing files, small classes, bad images)
-        from .preflight import check_data, check_files
+    from .preflight import before_units
 
-        todo_protocols = sorted({u.protocol for u in todo})
-        check_files(cfg, todo_protocols, models={u.model for u in todo}, datasets=sorted({u.dataset for u in todo}))
-        check_data(cfg, todo_protocols, datasets=sorted({u.dataset for u in todo}), progress=progress)
+    before_units(cfg, todo, progress=progress)   # missing files, small classes, bad images: before any extraction
     for u in bar(todo, desc="units", enabled=progress and bool(todo)):
         rows, outcomes = PROTOCOL_RUNNERS[u.protocol](cfg, u)
         store.write(u.name(cfg), rows, outcomes)

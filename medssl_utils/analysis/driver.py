@@ -304,11 +304,9 @@ def run_analysis_grid(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models
     store = ResultsStore(cfg.results_dir)
     units = planned_units(cfg, analyses, models=models, datasets=datasets)
     todo = [u for u in runs.my_units(units, shard) if not _current(store, cfg, u)]
-    if todo:
-        from ..preflight import check_data, check_files
+    from ..preflight import before_units
 
-        check_files(cfg, (), models={u.model for u in todo}, datasets=sorted({u.dataset for u in todo}))
-        check_data(cfg, (), datasets=sorted({u.dataset for u in todo}), progress=progress)
+    before_units(cfg, todo, progress=progress)
     for u in bar(todo, desc="analysis units", enabled=progress and bool(todo)):
         t0 = time.perf_counter()
         # features.extract leaves the shared module in channels_last, which changes conv numerics (the DIP
