@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import MedsslError
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +24,98 @@ class ConfigError(MedsslError):
 
 
 @dataclass(frozen=True)
+class Param:
+    """How one parameter is declared, checked and explained: the notebooks' parameters cell, the methods page's
+    parameters table and profile validation are all generated from these records (one declaration each)."""
+    kind: str          # one of KINDS
+    help: str
+    paper: str = ""    # the paper's value (or the authors'), where it has one
+
+
+KINDS = {  # kind: (annotation in the parameters cell, what a value must be)
+    "profile": ("str", f"one of {', '.join(PROFILES)}"),
+    "folder": ("Optional[str]", "an existing folder, or null"),
+    "path": ("Optional[str]", "a folder path"),
+    "device": ("Optional[str]", "auto, cpu, cuda or cuda:N"),
+    "names": ("Optional[list]", "a non-empty list of registry names"),
+    "integer": ("Optional[int]", "an integer"),
+    "count": ("Optional[int]", "a positive integer"),
+    "number": ("Optional[float]", "a number"),
+    "mapping": ("Optional[dict]", "a mapping"),
+    "files": ("Optional[list]", "YAML file path(s), or null"),
+}
+
+
+def _param(kind: str, help: str, paper: str = "", **kw):
+    return field(metadata={"param": Param(kind, help, paper)}, **kw)
+
+
+@dataclass(frozen=True)
 class Config:
-    profile: str
-    data_root: Path | None
-    weights_dir: Path | None
-    cache_dir: Path
-    results_dir: Path
-    device: str
-    models: tuple[str, ...]
-    datasets: tuple[str, ...]
-    seed: int
-    image_size: int
-    n_episodes: int
-    dataset_scale: float
-    finetune_max_steps: int
-    finetune_eval_every: int
-    finetune_models: tuple[str, ...]   # finetuning is the costly protocol: a subset of ``models``
-    analysis_models: tuple[str, ...]
-    dip_steps: int
-    saliency_image_size: int
-    invariance_images: int
-    options: dict[str, Any] = field(default_factory=dict)
+    profile: str = _param("profile", "mini: embedded default (synthetic) | smoke: CI-sized | paper: real data")
+    data_root: Path | None = _param("folder", "folder with the real datasets in their publishers' layouts (paper "
+                                              "profile)")
+    weights_dir: Path | None = _param("folder", "folder with converted checkpoints (paper profile)")
+    cache_dir: Path = _param("path", "features, manifests, episodes, MedSynth arrays")
+    results_dir: Path = _param("path", "where this run's result rows go")
+    device: str = _param("device", "auto | cpu | cuda | cuda:N (auto: the GPU when present)")
+    models: tuple[str, ...] = _param("names", "model registry names")
+    datasets: tuple[str, ...] = _param("names", "dataset registry names")
+    seed: int = _param("integer", "seed for splits, episodes and training", "not stated; authors 0 and 42")
+    image_size: int = _param("count", "MedSynth image side in pixels")
+    n_episodes: int = _param("count", "few-shot episodes", "600")
+    dataset_scale: float = _param("number", "multiplier on MedSynth images per class")
+    finetune_max_steps: int = _param("count", "finetune step budget", "5000")
+    finetune_eval_every: int = _param("count", "steps between early-stopping checks", "200")
+    finetune_models: tuple[str, ...] = _param("names", "models to finetune (the costly protocol); empty: models")
+    analysis_models: tuple[str, ...] = _param("names", "models for the Q3 analyses")
+    dip_steps: int = _param("count", "deep-image-prior steps", "not stated; authors 3000")
+    saliency_image_size: int = _param("count", "occlusion saliency input side", "242")
+    invariance_images: int = _param("count", "images averaged for invariances", "100")
+    options: dict[str, Any] = _param("mapping", 'switches, e.g. {"finetune": {"schedule": "cosine"}}',
+                                     default_factory=dict)
+    extra_models: tuple[str, ...] = _param("files", "YAML file(s) declaring your own models (user_entries.py)",
+                                           default=())
+    extra_datasets: tuple[str, ...] = _param("files", "YAML file(s) declaring your own datasets (user_entries.py)",
+                                             default=())
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-_FIELDS = {f for f in Config.__dataclass_fields__}
+PARAMS: dict[str, Param] = {f.name: f.metadata["param"] for f in fields(Config)}
+_FIELDS = set(PARAMS)
+
+
+def parameters_source() -> str:
+    """The text of every notebook's ``parameters`` cell (papermill injects overrides after it)."""
+    default = {"profile": '"mini"'}
+    heads = {name: f"{name}: {KINDS[p.kind][0]} = {default.get(p.kind, 'None')}" for name, p in PARAMS.items()}
+    width = max(map(len, heads.values())) + 2
+    lines = ["from typing import Optional", "",
+             "# A parameter left as None takes the profile's value (medssl_utils/profiles/<profile>.yml)."]
+    for name, p in PARAMS.items():
+        lines.append(f"{heads[name]:<{width}}# {p.help}" + (f" (paper: {p.paper})" if p.paper else ""))
+    return "\n".join(lines)
+
+
+def _of_kind(*kinds: str) -> list[str]:
+    return [name for name, p in PARAMS.items() if p.kind in kinds]
+
+
+def parameters_table(cfg: "Config | None" = None):
+    """The methods page's parameters table: kind, meaning, the paper's value and this profile's."""
+    import pandas as pd
+
+    rows = [{"Parameter": name, "Must be": KINDS[p.kind][1], "Meaning": p.help, "Paper": p.paper,
+             "This profile": "" if cfg is None else _show(getattr(cfg, name))} for name, p in PARAMS.items()]
+    return pd.DataFrame(rows)
+
+
+def _show(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return f"{len(v)} names" if len(v) > 3 else ", ".join(map(str, v))
+    return "" if v is None or v == {} else str(v)
 
 
 def profile_path(profile: str) -> Path:
@@ -83,13 +148,18 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     values["profile"] = profile
     if not values.get("finetune_models"):
         values["finetune_models"] = values.get("models")
-    for key in ("models", "datasets", "finetune_models", "analysis_models"):
+    for key in _of_kind("names"):
         v = values.get(key)
         if isinstance(v, str):  # from `papermill -p` (a string): a YAML list or comma-separated names
             v = yaml.safe_load(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
         if not isinstance(v, (list, tuple)) or not v:
-            raise ConfigError(f"parameter {key!r} must be a non-empty list of registry names, got {v!r}")
+            raise ConfigError(f"parameter {key!r} must be {KINDS['names'][1]}, got {v!r}")
         values[key] = tuple(v)
+    for key in _of_kind("files"):
+        values[key] = _files(key, values.get(key))
+    from .user_entries import register_files
+
+    register_files(values["extra_models"], values["extra_datasets"])   # before the names are looked up
     for name in values["models"] + values["finetune_models"] + values["analysis_models"]:
         try:
             model_spec(name)
@@ -101,16 +171,16 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
             spec = dataset_spec(name)
         except DatasetError as exc:
             raise ConfigError(f"parameter 'datasets': {exc}") from None
-        if not spec.synthetic:
+        if not spec.synthetic and not spec.root:   # a user entry reads its own folder, not data_root
             real.append(name)
-    for key in ("data_root", "weights_dir"):
+    for key in _of_kind("folder"):
         v = values.get(key)
         values[key] = _anchor(Path(v).expanduser()) if v not in (None, "") else None
         if values[key] is not None and not values[key].is_dir():
             raise ConfigError(f"parameter {key!r}: folder {values[key]} does not exist")
     if real and values["data_root"] is None:
         raise ConfigError(f"datasets {real} are real data: set data_root to the folder that holds them")
-    for key in ("cache_dir", "results_dir"):
+    for key in _of_kind("path"):
         if not values.get(key):
             raise ConfigError(f"parameter {key!r} must be a folder path")
         values[key] = _anchor(Path(values[key]).expanduser())
@@ -120,23 +190,45 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     if device.startswith("cuda") or device == "mps":
         _check_accelerator(device)
     values["device"] = device
-    for key in ("seed", "image_size", "n_episodes", "finetune_max_steps", "finetune_eval_every", "dip_steps",
-                "saliency_image_size", "invariance_images"):
+    for key in _of_kind("integer", "count"):
         try:
             values[key] = int(values[key])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"parameter {key!r} must be an integer, got {values.get(key)!r}") from None
-        if key != "seed" and values[key] <= 0:
-            raise ConfigError(f"parameter {key!r} must be positive, got {values[key]}")
-    values["dataset_scale"] = float(values.get("dataset_scale", 1.0))
-    values.setdefault("options", {})
-    if not isinstance(values["options"], dict):
-        raise ConfigError("parameter 'options' must be a mapping")
+        if PARAMS[key].kind == "count" and values[key] <= 0:
+            raise ConfigError(f"parameter {key!r} must be {KINDS['count'][1]}, got {values[key]}")
+    for key in _of_kind("number"):
+        try:
+            values[key] = float(values.get(key, 1.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter {key!r} must be a number, got {values.get(key)!r}") from None
+    for key in _of_kind("mapping"):
+        values.setdefault(key, {})
+        if not isinstance(values[key], dict):
+            raise ConfigError(f"parameter {key!r} must be a mapping")
     cfg = Config(**values)
     from .preflight import check_options
 
     check_options(cfg)      # the options mapping and the combinations that cannot work
     return cfg
+
+
+def _files(key: str, v: Any) -> tuple[str, ...]:
+    """``extra_models`` / ``extra_datasets``: a path, a comma-separated or YAML list of paths (``-p``), or a list;
+    relative paths are relative to the checkout, each file must exist."""
+    if v in (None, "", [], ()):
+        return ()
+    if isinstance(v, str):
+        v = yaml.safe_load(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x for x in v):
+        raise ConfigError(f"parameter {key!r} must be {KINDS['files'][1]}, got {v!r}")
+    out = []
+    for x in v:
+        path = _anchor(Path(x).expanduser())
+        if not path.is_file():
+            raise ConfigError(f"parameter {key!r}: file {path} does not exist")
+        out.append(str(path))
+    return tuple(out)
 
 
 def describe(cfg: Config) -> str:

@@ -167,6 +167,11 @@ def extract(backbone: Backbone, dataset: ImageDataset, cache_dir: str | Path, ma
                                num_workers=num_workers, amp=amp, progress=progress, checkpoint_every=checkpoint_every)
 
 
+def _is_channels_last(model: torch.nn.Module) -> bool:
+    w = next((p for p in model.parameters() if p.dim() == 4), None)
+    return w is None or w.is_contiguous(memory_format=torch.channels_last)
+
+
 @contextmanager
 def _entry_lock(entry: Path):
     import fcntl
@@ -188,7 +193,10 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
     dev = resolve_device(device)
     model = backbone.module
     was_training = model.training
-    model = model.to(dev).eval().to(memory_format=torch.channels_last)
+    convert = not _is_channels_last(model)   # runs' cached backbones already are: then nothing is mutated
+    model = model.to(dev).eval()
+    if convert:
+        model.to(memory_format=torch.channels_last)
     autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if (amp and dev.type == "cuda") else nullcontext()
     bar = _progress(total=n, initial=done, desc=f"features {backbone.name} / {dataset.name}", enabled=progress)
     pos = done
@@ -215,7 +223,8 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
     finally:
         bar.close()
         model.train(was_training)
-        model.to(memory_format=torch.contiguous_format)  # leave the shared backbone as it came
+        if convert:
+            model.to(memory_format=torch.contiguous_format)  # leave a caller's module as it came
     out.flush()
     del out
     if pos != n:

@@ -21,7 +21,7 @@ from .progress import ENV as PROGRESS_ENV, terminal_target
 from .storage import atomic_path
 
 NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode",
-             "reproduction", "datasets", "models", "methods")
+             "reproduction", "datasets", "models", "methods", "own_model_dataset")
 
 
 def package_digest() -> str:
@@ -40,6 +40,9 @@ def stamp(source: Path, profile: str, params: dict[str, Any]) -> str:
     h.update(profile_path(profile).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(package_digest().encode())
+    from .user_entries import declared_digest
+
+    h.update(declared_digest().encode())     # a changed YAML, checkpoint or image folder re-executes
     return h.hexdigest()[:20]
 
 

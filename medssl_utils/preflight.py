@@ -134,7 +134,8 @@ def check_files(cfg: "Config", protocols: Iterable[str] = ("fewshot", "linear", 
     from .models.checkpoints import canonical_path
     from .models.registry import get_spec as model_spec
 
-    real = [dataset_spec(d) for d in (datasets or cfg.datasets) if not dataset_spec(d).synthetic]
+    real = [dataset_spec(d) for d in (datasets or cfg.datasets)
+            if not dataset_spec(d).synthetic and not dataset_spec(d).root]   # a user dataset names its own folder
     missing = [s for s in real if cfg.data_root is None or not (Path(cfg.data_root) / s.folder).is_dir()]
     if missing:
         where = cfg.data_root or "data_root (unset)"

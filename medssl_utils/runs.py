@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import features as feat
 from .config import Config
@@ -81,8 +82,12 @@ def manifest(cfg: Config, name: str) -> tuple[pd.DataFrame, str]:
 
 @lru_cache(maxsize=8)
 def _backbone(name: str, weights_dir: str | None, device: str, normalisation: str | None = None) -> Backbone:
+    """Cached and shared by every protocol and analysis, so it is put in channels_last once, here (the format
+    every consumer runs in); no consumer changes it afterwards, so no result depends on what ran before."""
     extra = {"normalisation": normalisation} if normalisation else {}
-    return load_backbone(name, weights_dir, device=feat.resolve_device(device), **extra)
+    bb = load_backbone(name, weights_dir, device=feat.resolve_device(device), **extra)
+    bb.module.to(memory_format=torch.channels_last)
+    return bb
 
 
 def backbone(cfg: Config, name: str) -> Backbone:

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from medssl_utils import claims
+from medssl_utils.book import claims
 
 
 def _fam(ssl: list[float], sup: list[float]) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def test_c4_non_significance_is_never_support():
 
 
 def test_c4_source_label_comes_from_the_data():
-    from medssl_utils import report
+    from medssl_utils.book import report
 
     paper = _points([60, 65, 70, 72, 75, 77], [0.5, 0.6, 0.4, 0.5, 0.45, 0.55])
     c = claims.source_accuracy_vs_transfer(paper, paper)
@@ -157,14 +157,15 @@ def test_invariances_carry_over_verdicts():
 
 def _fam_rows(cells: dict) -> pd.DataFrame:
     """{(protocol, dataset, family): value} -> family-means frame (report.family_means' columns)."""
-    from medssl_utils import report
+    from medssl_utils.book import report
 
     return pd.DataFrame([{"task": f"{d} ({p})", "protocol": p, "dataset": d, "paper_dataset": report.paper_dataset(d),
                           "family": f, "value": v} for (p, d, f), v in cells.items()])
 
 
 def test_supervised_exceptions_verdicts():
-    from medssl_utils import reference, report
+    from medssl_utils import reference
+    from medssl_utils.book import report
 
     paper = report.paper_family_means(list(reference.PAPER_DATASETS))
     ex = [("fewshot", "medsynth-amd"), ("finetune", "medsynth-chexpert")]
@@ -190,7 +191,7 @@ def test_supervised_exceptions_verdicts():
 
 def _mm_scaled(cells: dict) -> pd.DataFrame:
     """{(protocol, dataset, paper_model): scaled} -> scaled task rows."""
-    from medssl_utils import report
+    from medssl_utils.book import report
 
     return pd.DataFrame([{"task": f"{d} ({p})", "protocol": p, "dataset": d, "domain": report.domain_of(d),
                           "paper_model": m, "family": "domain-specific", "value": 100 * v, "scaled": v}
@@ -198,7 +199,8 @@ def _mm_scaled(cells: dict) -> pd.DataFrame:
 
 
 def test_mimic_above_moco_verdicts():
-    from medssl_utils import reference, report
+    from medssl_utils import reference
+    from medssl_utils.book import report
 
     paper = report.paper_scaled_task_rows(list(reference.PAPER_DATASETS))
     tasks = [("fewshot", "medsynth-chexpert"), ("fewshot", "medsynth-montgomery"), ("linear", "medsynth-chexpert")]
@@ -228,7 +230,8 @@ def test_mimic_above_moco_verdicts():
 
 
 def test_small_shift_hurts_verdicts():
-    from medssl_utils import reference, report
+    from medssl_utils import reference
+    from medssl_utils.book import report
 
     paper = report.paper_scaled_task_rows(list(reference.PAPER_DATASETS))
 
@@ -256,7 +259,8 @@ def test_claims_table_has_both_verdicts():
 
 # ---------------------------------------------------------------- where the sources disagree (#15 item 3)
 def test_every_disagreement_is_in_the_table():
-    from medssl_utils import reference, sources
+    from medssl_utils import reference
+    from medssl_utils.book import sources
 
     tab = sources.disagreement_table()
     dis = reference.disagreements()
@@ -273,7 +277,8 @@ def test_every_disagreement_is_in_the_table():
 
 
 def test_swapped_value_reaches_the_book_and_flags_a_changed_claim(monkeypatch):
-    from medssl_utils import reference, report, sources
+    from medssl_utils import reference
+    from medssl_utils.book import report, sources
 
     rows = reference.paper_rows()
     byol = rows[(rows.model == "byol") & (rows.protocol == "fewshot")]

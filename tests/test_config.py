@@ -6,6 +6,9 @@ import pytest
 
 from medssl_utils import config
 from medssl_utils.config import ConfigError
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_profiles_resolve():
@@ -50,3 +53,26 @@ def test_cli_fails_fast_with_one_line(tmp_path):
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nosuchmodel" in lines[0] and "expected one of" in lines[0]
+
+
+def test_one_declaration_per_parameter_feeds_cell_table_and_profiles():
+    """Every notebook's parameters cell declares exactly the Config fields, each documented once; every profile
+    key is a declared parameter; a value of the wrong kind is refused naming the parameter and the kind."""
+    import ast
+    import json
+
+    assert set(config.PARAMS) == {f for f in config.Config.__dataclass_fields__}
+    assert all(p.kind in config.KINDS and p.help for p in config.PARAMS.values())
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        (cell,) = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        names = [n.target.id for n in ast.parse("".join(cell["source"])).body if isinstance(n, ast.AnnAssign)]
+        assert names == list(config.PARAMS), nb.name
+    for profile in config.PROFILES:
+        assert set(config.load_profile(profile)) <= set(config.PARAMS)
+    table = config.parameters_table(config.resolve("smoke"))
+    assert list(table.Parameter) == list(config.PARAMS) and (table["This profile"] != "").sum() >= 15
+    with pytest.raises(config.ConfigError, match="'dataset_scale' must be a number"):
+        config.resolve("smoke", dataset_scale="lots")
+    with pytest.raises(config.ConfigError, match="'dip_steps' must be a positive integer"):
+        config.resolve("smoke", dip_steps=0)

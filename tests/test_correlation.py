@@ -66,7 +66,7 @@ def test_minmax_per_dataset():
 def test_one_scaler_behind_report_and_claims():
     """report.minmax (Figures 2-5, C2, C4, C5) is the tested scaler: a constant task gives NaN there too, and a
     constant task leaves a family mean untouched instead of pulling it to 0.5."""
-    from medssl_utils import report
+    from medssl_utils.book import report
 
     df = pd.DataFrame({"task": ["t1", "t1", "t2", "t2"], "value": [1.0, 3.0, 7.0, 7.0]})
     got = report.minmax(df, "value", "task")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medssl_utils import config, deviations, pages
+from medssl_utils import config
+from medssl_utils.book import deviations, pages
 from medssl_utils.data.registry import get_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Q3 driver and report (medssl_utils.analysis.driver, medssl_utils.report_q3) on a tiny synthetic config."""
+"""Q3 driver and report (medssl_utils.analysis.driver, medssl_utils.book.report_q3) on a tiny synthetic config."""
 import json
 
 import numpy as np
@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from medssl_utils import config, reference, report_q3, runs
+from medssl_utils import config, reference, runs
+from medssl_utils.book import report_q3
 from medssl_utils.analysis import driver
 from medssl_utils.models.minizoo.arch import ARCH_NAME, FEATURE_DIM, INPUT_SIZE
 from medssl_utils.models.registry import MODELS, ModelSpec, register
@@ -15,6 +16,7 @@ from medssl_utils.results import COLUMNS
 torch.set_num_threads(1)
 MODEL = "test-q3-random"
 DATASETS = ["medsynth-chexpert", "medsynth-eyepacs"]
+SOURCE = "source-fractaldb-mini"      # the mini world's ImageNet counterpart (saliency and reconstruction only)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,6 +62,8 @@ def test_rows_have_the_schema_and_the_expected_metrics(grid):
     # MedSynth sets inherit the invariances the authors ran on their real counterparts
     want |= {("invariance", "medsynth-chexpert", f"invariance_{t}") for t in ("hflip", "multiview")}
     want |= {("invariance", "medsynth-eyepacs", f"invariance_{t}") for t in ("rotation", "hue", "multiview")}
+    # the pretraining-source image (the paper's ImageNet column of Tables A4-A7): no invariance on it
+    want |= {("saliency", SOURCE, "attentive_diffusion")} | {("reconstruction", SOURCE, m) for m in ("one_minus_ssim", "mse")}
     assert got == want
     assert not rows.metric.str.startswith("lpips").any()     # no trunk weights: never called LPIPS
     ad = rows[rows.metric == "attentive_diffusion"].value
@@ -85,6 +89,8 @@ def test_outcomes_are_stored(grid):
     rec = driver.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "reconstruction")
     orig = driver.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "original")
     assert rec.dtype == np.uint8 and rec.shape == orig.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    src = driver.outcome(cfg, "saliency", MODEL, SOURCE, "image")
+    assert src.shape == (24, 24, 3) and src.std() > 5          # the corpus image at the saliency size, not blank
     sims = driver.outcome(cfg, "invariance", MODEL, "medsynth-eyepacs", "similarity_rotation")
     assert sims.shape == (6, driver.ROTATION_K)
 
@@ -119,8 +125,14 @@ def test_options_are_validated_and_filter_units(tmp_path):
         tiny(tmp_path, options={"analysis": {"saliency": {"nope": 1}}})
     cfg = tiny(tmp_path, options={"analysis": {"reconstruction_datasets": ["medsynth-eyepacs"]}})
     units = driver.planned_units(cfg)
-    assert {u.dataset for u in units if u.protocol == "reconstruction"} == {"medsynth-eyepacs"}
-    assert {u.dataset for u in units if u.protocol == "saliency"} == set(DATASETS)
+    # the filter restricts the run's datasets; the source image has its own switch
+    assert {u.dataset for u in units if u.protocol == "reconstruction"} == {"medsynth-eyepacs", SOURCE}
+    assert {u.dataset for u in units if u.protocol == "saliency"} == set(DATASETS) | {SOURCE}
+    assert {u.dataset for u in units if u.protocol == "invariance"} == set(DATASETS)
+    off = tiny(tmp_path, options={"analysis": {"source_image": False}})
+    assert SOURCE not in {u.dataset for u in driver.planned_units(off)}
+    with pytest.raises(ConfigError, match="source_image"):
+        tiny(tmp_path, options={"analysis": {"source_image": "yes"}})
     assert driver.invariances_for("medsynth-bach") == ("hue",) and driver.invariances_for("medsynth-cxr-source") == ()
 
 
@@ -141,10 +153,13 @@ def test_report_tables_put_the_paper_beside(grid):
         assert len(paper) == ref[ref.source == f"paper Table {table}"].model.nunique()
         if table in ("A4", "A5", "A6"):
             assert direction == "lower" and "NOT LPIPS" in note and len(this) == 1
+        if table in ("A4", "A5", "A6", "A7"):     # the ImageNet counterpart last, as the paper's ImageNet column
+            assert list(this.columns)[-1] == "source corpus†" and list(paper.columns)[-1] == "ImageNet"
+            assert this.iloc[0, -1] != "—"
     a7 = report_q3.paper_table("A7")
     assert a7.loc["MoCo-CXR", "CheXpert"] == "33"       # printed 0.33, shown in percent
     this, *_ = report_q3.table_pair(rows, "A3")
-    assert list(this.columns) == ["CheXpert†", "EyePACS†"]
+    assert list(this.columns) == ["CheXpert†", "EyePACS†"]         # no source column outside A4-A7
     marks = report_q3._marks(pd.DataFrame({"c": ["0.2", "0.9", "0.5"]}), "lower")
     assert list(marks.c) == ["best", "", "second"]
 

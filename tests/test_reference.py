@@ -305,10 +305,12 @@ def test_pm_rows_carry_label_mapping_note(paper, authors):
 
 
 def test_unknown_column_is_one_clear_error():
+    from medssl_utils.reference.authors import _parse_file_column
+
     with pytest.raises(R.ReferenceDataError, match="unrecognised column 'few-shot bach'"):
-        R._parse_file_column("few-shot bach")
+        _parse_file_column("few-shot bach")
     with pytest.raises(R.ReferenceDataError, match="unknown dataset 'kvasir'"):
-        R._parse_file_column("linear kvasir")
+        _parse_file_column("linear kvasir")
 
 
 def test_returned_frames_are_copies():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl_utils import report
+from medssl_utils.book import report
 
 DATA = ["medsynth-chexpert", "medsynth-bach"]
 RECIPES = {"sup": 0.0, "simclr": 0.0, "byol": 0.0, "random": 0.0}

@@ -124,3 +124,20 @@ def test_authors_fewshot_pool_and_square_resize(tmp_path):
         _cfg(tmp_path, options={"fewshot": {"pool": "first"}})
     with pytest.raises(config.ConfigError, match="unknown switch 'size'"):
         _cfg(tmp_path, options={"fewshot": {"size": 1}})
+
+
+def test_the_shared_backbone_is_channels_last_once_and_never_mutated(tmp_path):
+    """The cached module every protocol shares is converted once when cached; extraction leaves it as it was
+    (format and values), so no result depends on which unit ran before."""
+    import torch
+
+    cfg = _cfg(tmp_path)
+    model, data = cfg.models[0], cfg.datasets[0]
+    module = runs.backbone(cfg, model).module
+    w = next(p for p in module.parameters() if p.dim() == 4)
+    assert w.is_contiguous(memory_format=torch.channels_last)
+    before = [p.detach().clone() for p in module.parameters()]
+    runs.features(cfg, model, data)
+    assert runs.backbone(cfg, model).module is module
+    assert w.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))

@@ -14,7 +14,7 @@ procedurally generated, **synthetic** stand-ins that keep each dataset's classes
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import pages
+from medssl_utils.book import pages
 """, tags=["remove-cell"]),
     md("""
 ## The paper's datasets

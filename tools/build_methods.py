@@ -15,8 +15,18 @@ where it scales a constant down to run on a CPU.
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import pages
+from medssl_utils.book import pages
 """, tags=["remove-cell"]),
+    md("""
+## Parameters
+
+Every notebook starts with the same parameters cell; a profile (`medssl_utils/profiles/*.yml`) or
+`papermill -p` / `medssl run -p` sets them. The cell, this table and the profile checks are all generated from
+one declaration per parameter (`medssl_utils.config.Config`).
+"""),
+    code("""
+pages.show(config.parameters_table(cfg))
+""", tags=["hide-input"]),
     md("## Protocol constants"),
     code("""
 constants = pages.protocol_constants(cfg)
@@ -55,7 +65,7 @@ pages.show(pages.schema_table())
 Where the authors' code (jonahanton/SSL_medicalimaging) did something other than the paper states, or
 something the paper does not state, our default follows the paper (or the sound choice where it is silent)
 and a named switch reproduces the code. The "Default in code" column is read from the code now; "planned"
-switches are not written yet. Records: `medssl_utils.deviations.DEVIATIONS`.
+switches are not written yet. Records: `medssl_utils.book.deviations.DEVIATIONS`.
 """),
     code("""
 dev = pages.deviations_table()

@@ -14,7 +14,7 @@ families, on a synthetic natural-image corpus and on MedSynth chest X-rays.
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import pages
+from medssl_utils.book import pages
 """, tags=["remove-cell"]),
     md("""
 ## The paper's 13 checkpoints

@@ -23,7 +23,7 @@ not the paper's models.
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import report_q3 as rq
+from medssl_utils.book import report_q3 as rq
 from medssl_utils.analysis import driver
 
 rows = driver.run_analysis_grid(cfg)
@@ -34,7 +34,7 @@ print(f"{len(rows)} analysis rows: {rows.model.nunique() if len(rows) else 0} mo
 """, tags=["hide-input"]),
     code("""
 def show_pair(table, uuid, title):
-    this, paper, direction, note = rq.table_pair(rows, table)
+    this, paper, direction, note = rq.table_pair(rows, table, cfg=cfg)
     key = {"higher": "bold = best, underlined = second best (higher is better)",
            "lower": "bold = best, underlined = second best (lower distance is better)",
            None: "no ranking: attentive diffusion has no better direction"}[direction]
@@ -53,6 +53,11 @@ image, the relative change of the pooled feature is added to every covered pixel
 where every pixel was covered equally. Attentive diffusion is the percentage of map pixels above the map's
 mean; the paper prints it as a fraction (0.47 = 47 %).
 
+Tables A4-A7 end, as the paper's do, with an image from the models' pretraining source: the paper's is an
+ImageNet image; in the `mini` and `smoke` profiles it is a held-out image of the mini-zoo's natural-image
+corpus (FractalDB-mini, column "source corpus†"), and under `paper` the first JPEG/PNG in
+`data_root/imagenet/` (without one the column says "not run"). Columns follow the paper's order.
+
 ### Table A7: attentive diffusion
 """),
     code("""
@@ -61,8 +66,9 @@ show_pair("A7", "a7", "attentive diffusion (%) of each model's saliency map of t
     md("""
 ### Figure 8: saliency maps on the CheXpert(-like) image
 
-The paper shows MoCo-CXR, BYOL and supervised ResNet-50 (attentive diffusion 0.33, 0.50, 0.47): one model
-per family. Here: the first analysis model of each family present.
+The paper shows MoCo-CXR, BYOL and supervised ResNet-50 (attentive diffusion 0.33, 0.50, 0.47). Here: those
+models when the run has them, else the model standing for each (`stands_for`), else the first analysis model
+of the same family; the line under the panels says which model stands for which.
 """),
     code("""
 fig8 = rq.figure8(cfg, rows)
@@ -105,6 +111,8 @@ tables show **1 - SSIM, a substitute that is NOT LPIPS** (it measures structural
 perceptual similarity, and is on a different scale).
 
 ### Figure 6: reconstructions on the CheXpert(-like) image
+
+The paper shows PIRL and supervised DenseNet-121; the models are chosen as for Figure 8.
 """),
     code("""
 fig6 = rq.figure6(cfg, rows)

@@ -15,7 +15,8 @@ the paper's checkpoints.
     parameters_cell(),
     setup_cell(),
     code("""
-from medssl_utils import claims, reference
+from medssl_utils import reference
+from medssl_utils.book import claims
 
 rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"])
 fam, paper_fam = report.family_means(rows), report.paper_family_means(list(cfg.datasets))
@@ -30,7 +31,7 @@ found = [
     claims.domain_specific_tradeoff(report.scaled_task_rows(rows), report.paper_scaled_task_rows(list(cfg.datasets)),
                                     tests_q2),
 ]
-from medssl_utils import report_q3
+from medssl_utils.book import report_q3
 from medssl_utils.analysis import driver
 
 q3 = driver.run_analysis_grid(cfg)
@@ -96,7 +97,7 @@ printed value that the file does not reproduce at the printed precision is liste
 changes when the file's value replaces the printed one (every claim recomputed with that one value swapped).
 """),
     code("""
-from medssl_utils import sources
+from medssl_utils.book import sources
 
 disagree = sources.disagreement_table(list(cfg.datasets))
 disagree.style.hide(axis="index").set_uuid("disagreements")

@@ -1,7 +1,7 @@
 """Shared pieces of the analysis tools: the error type and the BatchNorm-mode switch.
 
 The authors ran saliency and invariances with the backbone in train mode (their ``backbones.py`` forces
-``.train()``; code notes section 5 item 4), so BatchNorm normalises with the statistics of whatever batch
+``.train()``; AUTHORS_CODE.md §5 item 4), so BatchNorm normalises with the statistics of whatever batch
 is in the forward pass. ``batchnorm_mode("train")`` reproduces that without the side effect the authors
 also had: their running statistics were updated by every forward; ours are left untouched.
 """

@@ -1,9 +1,9 @@
 """Correlation statistics behind the paper's scatter plots and Figures 2-5 (paper sections 5, Appendix D).
 
-Facts taken from the authors' code (code notes section 4.7): Pearson r and its p-value come from
+Facts taken from the authors' code (AUTHORS_CODE.md §4.7): Pearson r and its p-value come from
 ``scipy.stats.pearsonr``; weighted straight-line fits use the error bars as sigma (``curve_fit(sigma=yerr)``)
-and report a reduced chi^2; Figures 2-5 rescale each dataset's values to [0, 1] (min-max per dataset,
-``minmax_per_dataset``).
+and report a reduced chi^2. The paper's captions of Figures 2-5 scale each dataset's values to [0, 1]
+(min-max per dataset, ``minmax_per_dataset``).
 """
 from __future__ import annotations
 

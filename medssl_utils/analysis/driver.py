@@ -7,7 +7,7 @@ writes its rows (and its maps / images as outcomes) through ``ResultsStore``, fi
 because the unit name does not contain them; a stored unit whose settings differ is computed again, so a
 changed switch can never be hidden by an old file.
 
-Facts from the paper (s4.4, s5.3) and the authors' code (code notes s4.4-s4.6):
+Facts from the paper (s4.4, s5.3) and the authors' code (AUTHORS_CODE.md §4.4-§4.6):
 - one fixed sample image per dataset for saliency and reconstruction. Ours: the first test-split image of
   the dataset's last class (the pathology) in manifest order, so it is fixed by the seed and the manifest;
 - saliency at 242 px with a 10 px patch, cropped to 224; smaller images scale the patch (``scaled_patch``),
@@ -16,12 +16,18 @@ Facts from the paper (s4.4, s5.3) and the authors' code (code notes s4.4-s4.6):
   clearly named substitutes ``one_minus_ssim`` and ``mse`` are the only distances (never called LPIPS);
 - invariances on the datasets the authors ran them on (``DatasetSpec.invariances``; MedSynth sets take
   their real counterpart's); rotation k = 20 (the paper does not give k; the authors' runner used 20 for
-  EyePACS and PM and a default of 256 elsewhere, code notes s4.6), hue k = 5 (the runner's value).
+  EyePACS and PM; elsewhere 256 (the default) or 20, unknown; AUTHORS_CODE.md §4.6), hue k = 5 (the runner's value).
 
 ``options["analysis"]`` (validated, every key named in the error): ``<analysis>_datasets`` /
 ``<analysis>_models`` restrict one analysis (e.g. ``reconstruction_datasets``), and a dict per analysis
 passes switches to the tools (``{"saliency": {"bn_mode": "train"}, "invariance": {"include_identity":
 True, "shrinkage": "none"}, "reconstruction": {"normalise_input": False}}``); defaults = the tools' defaults.
+
+The pretraining-source column (the paper's ImageNet column of Tables A4-A7): saliency and reconstruction
+also run on one image from the models' pretraining source, a record of ``data.source_images`` chosen by the
+run's world (FractalDB-mini when every dataset is synthetic, ``data_root/imagenet/`` otherwise; skipped, and
+shown as "not run", when that folder has no image). The ``<analysis>_datasets`` filters restrict the run's
+datasets only; ``options["analysis"]["source_image"] = False`` switches the column off.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import dataclasses
 import json
 import time
 import warnings
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -39,6 +46,7 @@ from .. import features as feat
 from .. import runs
 from ..config import Config
 from ..data.registry import get_spec as dataset_spec
+from ..data.source_images import SourceImageSpec, get_source, is_source, source_for
 from ..models.preprocessing import Preprocess
 from ..results import ResultsStore
 from ._common import AnalysisError
@@ -49,8 +57,10 @@ from .saliency import PAPER_CROP_SIZE, PAPER_IMAGE_SIZE, attentive_diffusion, oc
 
 ANALYSES = ("saliency", "reconstruction", "invariance")
 INVARIANCES = ("rotation", "hflip", "hue", "multiview")
-ROTATION_K = 20     # not in the paper; the authors' runner for EyePACS / PM (code notes s4.6)
-HUE_K = 5           # the authors' runner (code notes s4.6)
+ROTATION_K = 20     # not in the paper; the authors' runner for EyePACS / PM (AUTHORS_CODE.md §4.6)
+HUE_K = 5           # the authors' runner (AUTHORS_CODE.md §4.6)
+SOURCE_ANALYSES = ("saliency", "reconstruction")   # the paper's ImageNet column is in Tables A4-A7 only
+SOURCE_MANIFEST = "source-image"                   # the one-image source sets have no manifest
 
 # Switches passed through to the tools, per analysis (anything else in options["analysis"] is an error).
 SWITCHES = {
@@ -84,7 +94,10 @@ def analysis_options(cfg: Config) -> dict:
         raise AnalysisError(f"options['analysis'] must be a mapping, got {type(opts).__name__}")
     lists = {f"{a}_{k}" for a in ANALYSES for k in ("datasets", "models")}
     for key, val in opts.items():
-        if key in lists:
+        if key == "source_image":
+            if not isinstance(val, bool):
+                raise AnalysisError(f"options['analysis']['source_image'] must be true or false, got {val!r}")
+        elif key in lists:
             if not isinstance(val, (list, tuple)) or not all(isinstance(v, str) for v in val):
                 raise AnalysisError(f"options['analysis'][{key!r}] must be a list of registry names, got {val!r}")
         elif key in SWITCHES:
@@ -96,7 +109,7 @@ def analysis_options(cfg: Config) -> dict:
                                     f"expected some of {list(SWITCHES[key])}")
         else:
             raise AnalysisError(f"options['analysis']: unknown key {key!r}; expected one of "
-                                f"{sorted(lists | set(SWITCHES))}")
+                                f"{sorted(lists | set(SWITCHES) | {'source_image'})}")
     return opts
 
 
@@ -113,7 +126,55 @@ def settings(cfg: Config, analysis: str) -> dict:
 
 
 def _current(store: ResultsStore, cfg: Config, unit: runs.Unit) -> bool:
-    return runs.is_current(store, cfg, unit, settings(cfg, unit.protocol))
+    if not is_source(unit.dataset):
+        return runs.is_current(store, cfg, unit, settings(cfg, unit.protocol))
+    name = unit.name(cfg)       # as runs.is_current, with the source image's own input key
+    if not store.has(name):
+        return False
+    try:
+        stored = store.read_unit(name)
+        same = json.loads(stored.extra.iloc[0]).get("settings") == json.loads(json.dumps(settings(cfg, unit.protocol)))
+        return same and str(stored.cache_key.iloc[0]) == input_key(cfg, unit)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError):
+        return False
+
+
+# ---------------------------------------------------------------- the pretraining-source image
+def source_image(cfg: Config) -> SourceImageSpec | None:
+    """This run's source-image record: its world's (all datasets synthetic or not); None when switched off."""
+    if analysis_options(cfg).get("source_image", True) is False:
+        return None
+    return source_for(all(dataset_spec(d).synthetic for d in cfg.datasets))
+
+
+def source_status(cfg: Config) -> tuple[SourceImageSpec | None, str | None]:
+    """(record, why it does not run or None): the "not run" text of the column when there is no image."""
+    spec = source_image(cfg)
+    if spec is None:
+        return None, "not run: switched off (options.analysis.source_image: false)"
+    return spec, spec.missing(str(cfg.data_root) if cfg.data_root else None)
+
+
+@lru_cache(maxsize=8)
+def _source_dataset(name: str, data_root: str | None, cache_dir: str, seed: int):
+    return get_source(name).load(data_root=data_root, cache_dir=cache_dir, seed=seed)
+
+
+def sample_input(cfg: Config, name: str):
+    """(dataset, index of its fixed sample image, manifest hash): a registry dataset or a source image."""
+    if is_source(name):
+        ds = _source_dataset(name, str(cfg.data_root) if cfg.data_root else None, str(cfg.cache_dir), cfg.seed)
+        return ds, 0, SOURCE_MANIFEST
+    _, mh = runs.manifest(cfg, name)
+    return runs.dataset(cfg, name), sample_index(cfg, name), mh
+
+
+def input_key(cfg: Config, unit: runs.Unit) -> str:
+    """The content key of a unit's inputs; a source image's names its own record and pixels."""
+    if not is_source(unit.dataset):
+        return runs.input_key(cfg, unit)
+    ds, _, mh = sample_input(cfg, unit.dataset)
+    return feat.cache_key(runs.backbone(cfg, unit.model), ds, mh)
 
 
 # ---------------------------------------------------------------- inputs
@@ -154,11 +215,13 @@ def _row(cfg: Config, unit: runs.Unit, key: str, metric: str, value: float, *, n
 
 
 # ---------------------------------------------------------------- the three units
+def _source_extra(name: str) -> dict:
+    return {"source_image": get_source(name).stands_for} if is_source(name) else {}
+
+
 def run_saliency_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
-    ds = runs.dataset(cfg, unit.dataset)
-    _, mh = runs.manifest(cfg, unit.dataset)
+    ds, i, mh = sample_input(cfg, unit.dataset)
     bb = runs.backbone(cfg, unit.model)
-    i = sample_index(cfg, unit.dataset)
     size = cfg.saliency_image_size
     x01 = at_size(bb.preprocess, size).to_unit(ds.image(i))
     patch = scaled_patch(size)
@@ -167,17 +230,16 @@ def run_saliency_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
     crop = (size - smap.shape[0]) // 2
     extra = {"sample_id": ds.ids[i], "image_size": size, "patch": patch, "crop": crop,
              "map_shape": list(smap.shape), "paper": f"{PAPER_IMAGE_SIZE} px, 10 px patch, crop to "
-                                                    f"{PAPER_CROP_SIZE}", "units": "percent of map pixels"}
+                                                    f"{PAPER_CROP_SIZE}", "units": "percent of map pixels",
+             **_source_extra(unit.dataset)}
     row = _row(cfg, unit, feat.cache_key(bb, ds, mh), "attentive_diffusion", attentive_diffusion(smap), n=1,
                extra=extra)
     return [row], {"saliency_map": smap.astype(np.float32), "image": _uint8_hwc(x01)}
 
 
 def run_reconstruction_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
-    ds = runs.dataset(cfg, unit.dataset)
-    _, mh = runs.manifest(cfg, unit.dataset)
+    ds, i, mh = sample_input(cfg, unit.dataset)
     bb = runs.backbone(cfg, unit.model)
-    i = sample_index(cfg, unit.dataset)
     x01 = bb.preprocess.to_unit(ds.image(i))
     sw = switches(cfg, "reconstruction")
     note = {}
@@ -191,7 +253,7 @@ def run_reconstruction_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], d
     dist = perceptual_distance(x01.numpy(), rec.image, weights_dir=cfg.weights_dir)
     extra = {"sample_id": ds.ids[i], "image_size": int(x01.shape[-1]), "dip_levels": levels,
              "dip_steps": cfg.dip_steps, "final_feature_mse": float(rec.losses[-1]),
-             "lpips": any(k.startswith("lpips") for k in dist), **note}
+             "lpips": any(k.startswith("lpips") for k in dist), **note, **_source_extra(unit.dataset)}
     key = feat.cache_key(bb, ds, mh)
     rows = [_row(cfg, unit, key, m, v, n=1, extra=extra) for m, v in dist.items()]
     return rows, {"reconstruction": _uint8_hwc(rec.image), "original": _uint8_hwc(x01),
@@ -273,14 +335,25 @@ RUNNERS = {"saliency": run_saliency_unit, "reconstruction": run_reconstruction_u
 # ---------------------------------------------------------------- the grid
 def planned_units(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models: Iterable[str] | None = None,
                   datasets: Iterable[str] | None = None) -> list[runs.Unit]:
-    """Every (analysis, model, dataset) unit of the grid, in a fixed order (the shards split this list)."""
+    """Every (analysis, model, dataset) unit of the grid, in a fixed order (the shards split this list).
+
+    Without ``datasets``: the run's datasets, then (saliency and reconstruction) this run's source image when
+    it has one; with ``datasets``, a source image runs only when named there.
+    """
     analyses = tuple(analyses)
     bad = [a for a in analyses if a not in ANALYSES]
     if bad:
         raise AnalysisError(f"analyses {bad} unknown; expected some of {ANALYSES}")
     opts = analysis_options(cfg)
     models = tuple(models or cfg.analysis_models)
-    datasets = tuple(datasets or cfg.datasets)
+    if datasets is None:
+        spec, why = source_status(cfg)
+        sources = [spec.name] if spec is not None and why is None else []
+        datasets = tuple(cfg.datasets)
+    else:
+        datasets = tuple(datasets)
+        sources = [d for d in datasets if is_source(d)]
+        datasets = tuple(d for d in datasets if not is_source(d))
     units = []
     for a in analyses:
         ds_ok = opts.get(f"{a}_datasets")
@@ -291,6 +364,8 @@ def planned_units(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models: It
             if a == "invariance" and not invariances_for(d):
                 continue
             units += [runs.Unit(a, m, d) for m in models if m_ok is None or m in m_ok]
+        if a in SOURCE_ANALYSES:
+            units += [runs.Unit(a, m, d) for d in sources for m in models if m_ok is None or m in m_ok]
     return units
 
 
@@ -304,9 +379,13 @@ def run_analysis_grid(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models
     store = ResultsStore(cfg.results_dir)
     units = planned_units(cfg, analyses, models=models, datasets=datasets)
     todo = [u for u in runs.my_units(units, shard) if not _current(store, cfg, u)]
-    from ..preflight import before_units
+    from ..preflight import before_units, check_files
 
-    before_units(cfg, todo, progress=progress)
+    before_units(cfg, [u for u in todo if not is_source(u.dataset)], progress=progress)
+    src_todo = [u for u in todo if is_source(u.dataset)]
+    if src_todo:        # the source image is not a registry dataset: only its models' weights to check
+        check_files(cfg, sorted({u.protocol for u in src_todo}), models={u.model for u in src_todo},
+                    datasets=cfg.datasets)
     for u in bar(todo, desc="analysis units", enabled=progress and bool(todo)):
         t0 = time.perf_counter()
         # features.extract leaves the shared module in channels_last, which changes conv numerics (the DIP

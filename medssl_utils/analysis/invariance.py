@@ -1,6 +1,6 @@
 """Invariance of features to transformations: cosine similarity in whitened feature space (paper 4.4.3, Eq. 3).
 
-Facts taken from the paper and the authors' code (code notes section 4.6, after Ericsson et al. [48]):
+Facts taken from the paper and the authors' code (AUTHORS_CODE.md §4.6, after Ericsson et al. [48]):
 - mean feature and covariance from 1000 randomly chosen images of the dataset (all if fewer);
 - L is the Cholesky factor of the inverse covariance, Sigma^-1 = L L^T; an image's whitened feature is
   (f - mean) @ L (row vector), whose covariance is L^T Sigma L = I;
@@ -36,7 +36,7 @@ from torchvision.transforms import functional as TF
 
 from ._common import AnalysisError, as_image_tensor, batchnorm_mode, check_bn_mode, module_device
 
-# Paper section 4.4.3 / code notes section 4.6.
+# Paper section 4.4.3 / AUTHORS_CODE.md §4.6.
 PAPER_COVARIANCE_IMAGES = 1000
 PAPER_SIMILARITY_IMAGES = 100
 AUTHORS_EPS = 1e-6
@@ -236,8 +236,8 @@ def features_of(module: nn.Module, images01: torch.Tensor, normalise: Callable |
     ``transformed_normalisation`` (default None = use ``normalise``) names a preprocessing kind
     (``models.preprocessing.PREPROCESSING``) to use for this batch instead; pass it for the transformed
     copies only to reproduce the authors, whose transform pipeline always applied ImageNet (or no)
-    normalisation, never the histogram equalisation MIMIC-CheXpert's clean images got (code notes
-    section 5 item 5).
+    normalisation, never the histogram equalisation MIMIC-CheXpert's clean images got (AUTHORS_CODE.md
+    §5 item 5).
     """
     check_bn_mode(bn_mode)
     x = torch.as_tensor(images01).float()

@@ -1,6 +1,6 @@
 """Feature inversion with a deep image prior, and the perceptual distance of the result (paper section 4.4.2).
 
-Facts taken from the paper and the authors' code (code notes section 4.5, after Zhao et al. [35] and
+Facts taken from the paper and the authors' code (AUTHORS_CODE.md §4.5, after Zhao et al. [35] and
 Ulyanov et al. [46]):
 - target: the backbone's last spatial map before pooling (``feature_map``: ResNet ``layer4``, DenseNet
   ``denseblock4`` before ``norm5``), computed in eval mode;
@@ -32,7 +32,7 @@ from torch import nn
 from ..models.architectures import feature_map
 from ._common import AnalysisError, as_image_tensor, batchnorm_mode, module_device
 
-# Code notes section 4.5 (the authors' reconstruction.py arguments).
+# AUTHORS_CODE.md §4.5 (the authors' reconstruction.py arguments).
 PAPER_STEPS = 3000
 PAPER_LR = 1e-3
 DIP_CHANNELS = (16, 32, 64, 128, 128, 128)

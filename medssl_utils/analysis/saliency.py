@@ -1,6 +1,6 @@
 """Occlusion saliency maps and attentive diffusion (paper section 4.4.1, after Ericsson et al. [20]).
 
-Facts taken from the paper and the authors' code (code notes section 4.4):
+Facts taken from the paper and the authors' code (AUTHORS_CODE.md §4.4):
 - the image is resized to 242 x 242; a 10 x 10 patch slides over it with stride 1 (233 x 233 positions);
 - the patch is filled with 0 *after* normalisation (the ImageNet mean colour for ImageNet-normalised models);
 - the score of one position is the root relative squared error ||f - f_occ|| / ||f|| of the pooled features;

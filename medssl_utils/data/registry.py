@@ -41,21 +41,25 @@ class DatasetSpec:
     synthetic: bool = False        # True for MedSynth: never mistaken for the real data
     stands_for: str | None = None  # MedSynth: the real dataset whose role it plays
     multiview: bool = False        # has view pairs for the multi-view invariance
-    invariances: tuple[str, ...] = ()   # invariances the paper measured here (code notes s4.6): "rotation",
+    invariances: tuple[str, ...] = ()   # invariances the paper measured here (AUTHORS_CODE.md §4.6): "rotation",
                                        # "hflip", "hue", "multiview"; MedSynth sets take their stands_for's
-    # the authors' few-shot inputs (code notes s3, s4.1), used only under options.fewshot = authors:
+    # the authors' few-shot inputs (AUTHORS_CODE.md §3, §4.1), used only under options.fewshot = authors:
     fewshot_pool_limit: int | None = None   # the large sets drew episodes from the first 10,001 training rows
     fewshot_square_resize: bool = False     # the small sets were resized to a square 257 px (aspect distorted)
     url: str = ""
     licence: str = ""
     n_images_paper: int | None = None   # Table 1 of the paper
+    root: str = ""                 # a user entry's own folder or CSV (user_entries.py): read from there, no data_root
 
 
 DATASETS: dict[str, DatasetSpec] = {}
+# The paper's datasets in the order of its Table 1 (and of every table and figure of this book).
+PAPER_ORDER = ("chexpert", "chestx14", "montgomery", "shenzhen", "bach", "eyepacs", "ichallenge_amd", "ichallenge_pm")
 
 
-def register(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in DATASETS:
+def register(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """``replace``: a user entry declared again with other fields (user_entries.py) takes the old one's place."""
+    if spec.name in DATASETS and not replace:
         raise ValueError(f"dataset {spec.name!r} registered twice")
     DATASETS[spec.name] = spec
     return spec
@@ -84,6 +88,8 @@ def load_dataset(name: str, *, data_root: str | Path | None = None, cache_dir: s
     opts = {**spec.options, **switches}
     if spec.synthetic:
         return spec.loader(spec, cache_dir=cache_dir, image_size=image_size, seed=seed, **opts)
+    if spec.root:
+        return spec.loader(spec, root=Path(spec.root), **opts)
     if data_root is None:
         raise DatasetError(f"dataset {name!r} is real data: set data_root to the folder holding {spec.folder!r}/")
     root = Path(data_root) / spec.folder

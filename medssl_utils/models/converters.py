@@ -11,7 +11,7 @@ write ``weights_dir/<name>.pt`` plus its entry in ``weights_dir/manifest.json``.
 anything is written, so a failure leaves ``weights_dir`` unchanged.
 
 Layouts (provenance: the authors' ``download_and_prepare_models.py`` and the history file
-``download_and_prepare_domainspecific_models.py``, read via original-code-notes section 2):
+``download_and_prepare_domainspecific_models.py``, summarised in AUTHORS_CODE.md §2):
 
 * ``torchvision``: plain state dict; ``fc``/``classifier`` dropped; DenseNet files of the 2017 format
   (``...denselayer1.norm.1.weight``) renamed to the current names (``norm1.weight``).
@@ -27,9 +27,13 @@ Layouts (provenance: the authors' ``download_and_prepare_models.py`` and the his
   (``fc`` likewise, should a ResNet variant be used).
 * ``byol``: the DeepMind Haiku pickle, see ``byol``.
 * ``canonical``: already canonical (our own mini-zoo, packaged weights).
+* ``timm``: a timm state dict; its final classifier dropped (user entries, ``user_entries.py``).
+* ``strip_prefix(obj, prefix)``: not a layout of its own: a user entry's ``strip_prefix`` field (``module.``,
+  ``backbone.``, ``encoder_q.``) applied before its layout, see ``load_original``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -209,6 +213,34 @@ def canonical(obj: Any) -> State:
     return dict(_plain_state(obj, "canonical"))
 
 
+def _any_state(obj: Any, layout: str) -> Mapping:
+    """A plain state dict, or one stored under 'state_dict' / 'model' (Lightning, timm and most training scripts)."""
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    return _state_dict_at(obj, ("state_dict", "model"), layout)
+
+
+# The final classifier of timm models (``num_classes=0`` makes it an identity, so its weights have no place).
+TIMM_HEADS = ("head", "head.fc", "fc", "classifier", "head_dist", "last_linear")
+
+
+def timm_layout(obj: Any) -> State:
+    """A timm state dict (plain or under 'state_dict'/'model'): the final classifier's weight and bias dropped."""
+    drop = {f"{h}.{w}" for h in TIMM_HEADS for w in ("weight", "bias")}
+    return {k: v for k, v in _any_state(obj, "timm").items() if k not in drop}
+
+
+def strip_prefix(obj: Any, prefix: str) -> State:
+    """The keys under ``prefix`` (``module.``, ``backbone.``, ``encoder_q.``...) with it stripped, from a plain state
+    dict or one under 'state_dict'/'model'. The rest of the file (heads, key encoder, queues) is not the backbone the
+    user pointed at and is left out; the strict check still lists any backbone key that is missing."""
+    state = _any_state(obj, f"strip_prefix {prefix!r}")
+    out = {k[len(prefix):]: v for k, v in state.items() if str(k).startswith(prefix)}
+    if not out:
+        raise LayoutError(f"no key starts with {prefix!r} (strip_prefix); keys are {_describe_keys(state)}")
+    return out
+
+
 # BYOL ----------------------------------------------------------------------------------------------
 
 # Field order of byol.byol_experiment._ByolExperimentState (deepmind-research/byol, 2020).
@@ -347,6 +379,7 @@ CONVERTERS: dict[str, Callable[[Any], State]] = {
     "mimic_chexpert": mimic_chexpert,
     "byol": byol,
     "canonical": canonical,
+    "timm": timm_layout,
 }
 
 
@@ -448,6 +481,32 @@ def convert_object(layout: str, obj: Any, arch: str, where: str = "checkpoint") 
     except LayoutError as exc:
         raise LayoutError(f"{where}: {exc}") from None
     return finalise(state, arch, where)
+
+
+# --- a user entry's own checkpoint, converted on load ------------------------------------------------
+
+def load_original(spec: ModelSpec, module: Any = None) -> tuple[State, str]:
+    """(checked canonical state, hash) of a model whose own checkpoint is converted each time it loads (user entries:
+    ``extra['original_checkpoint']``, optional ``extra['strip_prefix']``). Read with weights_only (Lightning's
+    harmless hyper-parameter classes allowed), converted with ``spec.layout``, strict- and finite-checked; the hash
+    covers the file and how it was read, so it keys the feature cache like a converted file's hash."""
+    path = Path(spec.extra["original_checkpoint"])
+    prefix = str(spec.extra.get("strip_prefix") or "")
+    declared = spec.extra.get("declared_in")
+    where = (f"{declared}: model {spec.name!r} (fields 'checkpoint', 'architecture', 'layout') from {path}" if declared
+             else f"model {spec.name!r} from {path}")
+    if not path.is_file():
+        raise ModelError(f"{where}: checkpoint file does not exist")
+    if prefix:
+        try:
+            raw = strip_prefix(safe_load(path, allow=SAFE_GLOBALS["mimic_chexpert"]), prefix)
+        except LayoutError as exc:
+            raise LayoutError(f"{where}: {exc}") from None
+    else:
+        raw = read_original(spec.layout, path)
+    state = convert_object(spec.layout, raw, spec.arch, where=where)
+    digest = f"{sha256_file(path)}|{spec.layout}|{prefix}|v{CONVERTER_VERSION}"
+    return state, hashlib.sha256(digest.encode()).hexdigest()[:16]
 
 
 # --- the whole path -------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Provenance (copied here so nothing reads /work/shared at run time):
 * models, weight URLs, original file layouts, heads, feature dims and the normalisation the authors used:
   jonahanton/SSL_medicalimaging @77fceef (``download_and_prepare_models.py``, history file
   ``download_and_prepare_domainspecific_models.py`` @3213fea), linusericsson/ssl-transfer @416913f,
-  CovidPrognosis ``configs/models.yaml``, the MoCo-CXR README; as summarised in the project's
-  original-code-notes section 2.
+  CovidPrognosis ``configs/models.yaml``, the MoCo-CXR README; as summarised in
+  AUTHORS_CODE.md §2.
 * ``imagenet_top1``: the authors' ``results/imagenet-top1.csv`` (also the ``imagenet top1`` column of
   ``results/full_data.csv``). These are the values the paper correlates with; they are not torchvision's
   documented V1 accuracies (r18 69.76, r50 76.13, d121 74.43). The domain-specific models have none.

@@ -1,4 +1,4 @@
-"""Each model's own input preprocessing (paper section 4.1; authors' code notes section 2).
+"""Each model's own input preprocessing (paper section 4.1; AUTHORS_CODE.md §2).
 
 A preprocess maps a PIL image to a float tensor (3, S, S). Its ``key`` names everything that changes
 the output, so it can enter the feature-cache key.
@@ -81,7 +81,7 @@ PREPROCESSING = ("imagenet", "none", "histeq", "cxr")
 def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, resize: int | None = None,
                     fewshot_small_resize: int | None = None) -> Preprocess:
     """``normalisation`` overrides the model's own: e.g. 'cxr' gives MoCo-CXR the statistics it was
-    pretrained with, where the authors (default) fed it ImageNet-normalised input (code notes s0 item 8), and
+    pretrained with, where the authors (default) fed it ImageNet-normalised input (AUTHORS_CODE.md §0 item 8), and
     'imagenet' for SimCLR-v1 is what the authors' final finetune and saliency runs fed it. A profile sets it
     per model: ``options: {models: {moco_cxr_r18: {normalisation: cxr}}}`` (``runs.backbone``).
 
@@ -102,4 +102,4 @@ def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, r
 
 
 AUTHORS_CROP = 224            # the crop the authors' resize sides refer to
-AUTHORS_SMALL_RESIZE = 257    # their few-shot Resize([257, 257]) for the small datasets (code notes s3)
+AUTHORS_SMALL_RESIZE = 257    # their few-shot Resize([257, 257]) for the small datasets (AUTHORS_CODE.md §3)

@@ -41,10 +41,14 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {}
+# Preprocessing kinds beyond preprocessing.PREPROCESSING: kind -> (spec, **options) -> preprocess (a user entry's
+# own mean/std, user_entries.py); ``options.models.<m>.normalisation`` still overrides them.
+PREPROCESS_KINDS: dict[str, Callable[..., Callable]] = {}
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    if spec.name in MODELS:
+def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """``replace``: a user entry declared again with other fields (user_entries.py) takes the old one's place."""
+    if spec.name in MODELS and not replace:
         raise ValueError(f"model {spec.name!r} registered twice")
     MODELS[spec.name] = spec
     return spec
@@ -86,7 +90,12 @@ def load_backbone(name: str, weights_dir: str | Path | None = None, *, device: s
 
     spec = get_spec(name)
     module = build_headless(spec.arch)
-    state, weights_hash = load_canonical(spec, weights_dir, module)
+    if spec.extra.get("original_checkpoint"):  # a user entry: its own file, converted on load (user_entries.py)
+        from .converters import load_original
+
+        state, weights_hash = load_original(spec, module)
+    else:
+        state, weights_hash = load_canonical(spec, weights_dir, module)
     if state is not None:  # load_canonical has checked keys, shapes, provenance and finiteness
         try:
             missing, unexpected = module.load_state_dict(state, strict=False)
@@ -100,7 +109,11 @@ def load_backbone(name: str, weights_dir: str | Path | None = None, *, device: s
     module.eval().to(device)
     for p in module.parameters():
         p.requires_grad_(False)
-    preprocess = make_preprocess(spec.preprocessing, spec.input_size, **preprocess_options)
+    build = PREPROCESS_KINDS.get(spec.preprocessing)
+    if build is not None and not preprocess_options.get("normalisation"):
+        preprocess = build(spec, **preprocess_options)
+    else:
+        preprocess = make_preprocess(spec.preprocessing, spec.input_size, **preprocess_options)
     return Backbone(spec=spec, module=module, feature_dim=spec.feature_dim, preprocess=preprocess,
                     weights_hash=weights_hash)
 

@@ -5,7 +5,7 @@ batch 64, early stopping with patience 3 on validation accuracy checked every 20
 resized crop + horizontal flip during training. The paper trained DenseNet-121 models with batch 16
 (GPU memory); that is the caller's ``batch_size``, not a rule here.
 
-Authors' code (original-code notes section 4.3): a validation score below the best adds one to the
+Authors' code (AUTHORS_CODE.md §4.3): a validation score below the best adds one to the
 patience counter, anything else resets it (so ties count as a new best); everything trains, BatchNorm
 included; and the "best" weights were never restored at the stop (the saved state dict aliased the
 live tensors). ``restore_best=False`` reproduces that.
@@ -15,9 +15,9 @@ Two more differences from the paper's text, both switches (methods page, deviati
 * Learning rate. The paper: "the learning rate is fixed to 10^-2" and no schedule, so ``schedule="constant"``
   is the default. The authors' ``FinetuneModel.tune`` (SSLmed finetune.py, inherited from ERT's) wraps SGD in
   ``CosineAnnealingLR(optimizer, T_max=self.steps)``, ``steps`` = 5000 = the step cap, ``eta_min`` = 0, no
-  warm-up, stepped once per optimiser step after ``optimizer.step()`` (code notes s4.3); early stopping does
+  warm-up, stepped once per optimiser step after ``optimizer.step()`` (AUTHORS_CODE.md §4.3); early stopping does
   not shorten ``T_max``. ``schedule="cosine"`` is that: step t (0-based) uses lr * (1 + cos(pi t / max_steps)) / 2.
-* Augmentation. Authors (code notes s3, "finetune train"): ``RandomResizedCrop(224, BICUBIC)`` (torchvision's
+* Augmentation. Authors (AUTHORS_CODE.md §3, "finetune train"): ``RandomResizedCrop(224, BICUBIC)`` (torchvision's
   defaults scale (0.08, 1), ratio (3/4, 4/3)) then ``RandomHorizontalFlip()`` on the raw PIL image, then
   ToTensor and the model's normalisation; val and test: resize + centre crop, never augmented.
   ``augment="authors"`` does that, which needs a training set that can hand out raw images (``ImageSplit``);
@@ -52,7 +52,7 @@ class FinetuneError(MedsslError):
     pass
 
 
-RRC_SCALE = (0.08, 1.0)        # torchvision RandomResizedCrop defaults, which the authors kept (code notes s3)
+RRC_SCALE = (0.08, 1.0)        # torchvision RandomResizedCrop defaults, which the authors kept (AUTHORS_CODE.md §3)
 RRC_RATIO = (3 / 4, 4 / 3)
 
 
@@ -99,7 +99,7 @@ def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, *, sca
 def authors_crop_flip(img: Image.Image, size: int, generator: torch.Generator, *, scale=RRC_SCALE,
                       ratio=RRC_RATIO) -> Image.Image:
     """The authors' training transform on the raw image: RandomResizedCrop(size, BICUBIC) + RandomHorizontalFlip
-    (code notes s3), with every draw from ``generator``."""
+    (AUTHORS_CODE.md §3), with every draw from ``generator``."""
     w, h = img.size
     u = torch.rand((10, 2), generator=generator, dtype=torch.float64)
     pos = torch.rand(2, generator=generator, dtype=torch.float64)

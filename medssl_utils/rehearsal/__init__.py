@@ -46,9 +46,26 @@ def fabricate_data(root: Path, datasets: Iterable[str] | None = None, n_per_clas
         raise MedsslError(f"rehearsal: no fabricated layout for dataset(s) {unknown}; expected some of {sorted(WRITERS)}")
     root.mkdir(parents=True, exist_ok=True)
     truth = {n: WRITERS[n](root, n_per_class) for n in names}
+    _fabricate_imagenet_image(root)
     atomic_write_text(root / REHEARSAL_MARKER, json.dumps({"what": "fabricated images in the publishers' layouts",
                                                            "datasets": names, "images_per_class": n_per_class}))
     return truth
+
+
+def _fabricate_imagenet_image(root: Path) -> None:
+    """One image under ``data_root/imagenet/``: the paper analysed an ImageNet image too (the last column of
+    Tables A4-A7), and a real run takes it from there."""
+    import numpy as np
+    from PIL import Image
+
+    from ..data.source_images import IMAGENET_FOLDER
+    from ..storage import atomic_path
+
+    folder = root / IMAGENET_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    with atomic_path(folder / "fabricated_goldfish.png") as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
 
 
 def fabricate_weights(weights_dir: Path, models: Iterable[str]) -> list[Path]:

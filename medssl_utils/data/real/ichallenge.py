@@ -15,7 +15,7 @@ file names ``N*.jpg`` normal, ``H*.jpg`` high myopia,
 organisers): normal and high myopia negative, pathological myopia positive;
 ``"normal_vs_myopic"`` -- normal negative, high and pathological myopia positive: the mapping the
 authors' code had when the published PM numbers were computed (changed in their repository on
-2022-04-26, after those results were committed; see the project's code notes).
+2022-04-26, after those results were committed; AUTHORS_CODE.md §0 item 3, §5 item 1).
 """
 from __future__ import annotations
 

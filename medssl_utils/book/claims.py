@@ -62,9 +62,11 @@ def ssl_beats_supervised(this_fam: pd.DataFrame, paper_fam: pd.DataFrame, tests:
         verdict = SUPPORTED
     else:
         verdict = DIRECTION
-    return Claim("C1", "6 (1); 5.1", "Self-supervised ImageNet models outperform supervised ones on the vast majority "
-                 "of medical tasks.", f"SSL mean above supervised mean on {pw} of {pn} tasks (no test reported)",
-                 f"SSL mean above supervised on {w} of {n} tasks; {sig_for} significant in favour, {sig_against} "
+    return Claim("C1", "6 (1); 5.1, Figure 2", "Self-supervised ImageNet models outperform supervised ones on the vast "
+                 "majority of medical tasks.",
+                 f"scaled SSL mean above scaled supervised mean (Figure 2) on {pw} of {pn} tasks (no test reported)",
+                 f"scaled SSL mean above supervised (Figure 2) on {w} of {n} tasks; {sig_for} significant in favour, "
+                 f"{sig_against} "
                  f"against, of {len(tests)} paired tests (Holm)", verdict, _majority_verdict(pw, pn))
 
 
@@ -74,14 +76,15 @@ def _majority_verdict(wins: int, n: int) -> str:
 
 
 def best_ssl_method(rows: pd.DataFrame, paper_scaled: pd.DataFrame) -> Claim:
+    """Figure 3's values: few-shot accuracy scaled per dataset across all models (``report.fewshot_scaled`` /
+    ``report.paper_scaled_rows``), then the SSL models' means."""
     paper_txt, paper_verdict = _paper_best(paper_scaled)
     fewshot = rows[rows.protocol == "fewshot"] if len(rows) else rows
-    s = report._headline(report.summarise(fewshot)) if len(fewshot) else pd.DataFrame(columns=["family", "group"])
+    s = report.fewshot_scaled(fewshot) if len(fewshot) else pd.DataFrame(columns=["family", "group"])
     s = s[s.family == "self-supervised"]
     if s.empty or s.group.nunique() < 2:
         return Claim("C2", "5.1, Figure 3", "BYOL transfers best on average among the SSL methods.",
                      paper_txt, "fewer than two SSL methods in this run", UNTESTABLE, paper_verdict)
-    s = s.assign(scaled=report.minmax(s, "value", "dataset"))
     means = s.groupby(["group", "group_title", "paper_model"], dropna=False).scaled.mean().dropna()
     if means.empty:
         return Claim("C2", "5.1, Figure 3", "BYOL transfers best on average among the SSL methods (few-shot).",
@@ -96,7 +99,10 @@ def best_ssl_method(rows: pd.DataFrame, paper_scaled: pd.DataFrame) -> Claim:
 def _paper_best(paper_scaled: pd.DataFrame) -> tuple[str, str]:
     if paper_scaled.empty:
         return "no data", UNTESTABLE
-    df = paper_scaled.assign(scaled=report.minmax(paper_scaled, "value", "dataset"))
+    df = paper_scaled if "scaled" in paper_scaled else paper_scaled.assign(
+        scaled=report.minmax(paper_scaled, "value", "dataset"))
+    if "family" in df:
+        df = df[df.family == "self-supervised"]
     m = df.groupby(["model", "label"]).scaled.mean().dropna().sort_values(ascending=False)
     if m.empty:
         return "every dataset ties (no scale)", UNTESTABLE
@@ -108,7 +114,7 @@ def chance_level(protocol: str, dataset: str, metric: str, n_way: int | None = N
     """Chance in percent: 50 for AUC; 100 / n_way for few-shot accuracy (balanced episodes); 100 / classes for
     many-shot (mean per-class) accuracy, which for plain accuracy on unbalanced classes is a lower bound (the
     majority rate is higher): binary many-shot tasks are judged on their AUC where the run has one."""
-    from .data.registry import get_spec
+    from ..data.registry import get_spec
 
     if metric == "auc":
         return 50.0
@@ -152,7 +158,7 @@ def _c3_outcome(best: pd.DataFrame, n_tasks: int, unit: str) -> tuple[str, str]:
 
 def no_single_best(rows: pd.DataFrame) -> Claim:
     """Distinct winners count only on tasks above chance: at chance every task has a random winner."""
-    from . import reference
+    from .. import reference
 
     ref = reference.paper_rows()
     ref = ref[ref.protocol.isin(["fewshot", "linear", "finetune"])]
@@ -178,11 +184,11 @@ def no_single_best(rows: pd.DataFrame) -> Claim:
 
 
 def domain_specific_tradeoff(this_scaled: pd.DataFrame, paper_scaled: pd.DataFrame, tests: pd.DataFrame) -> Claim:
-    def gap(df, domain):
-        m = df[df.domain == domain].groupby("family").scaled.mean()
-        return m.get("domain-specific", np.nan) - m.get("self-supervised", np.nan)
-
-    gi, go, pgi, pgo = gap(this_scaled, "in"), gap(this_scaled, "out"), gap(paper_scaled, "in"), gap(paper_scaled, "out")
+    """Figure 4's bars (``report.domain_type_summary``): MIMIC-CheXpert minus SSL (ImageNet), averaged over the
+    protocols, in and out of domain. ``tests``: domain-specific vs SSL family tests (diff = a minus b)."""
+    sm, psm = report.domain_type_summary(this_scaled), report.domain_type_summary(paper_scaled)
+    gi, go = report.figure4_gap(sm, "in"), report.figure4_gap(sm, "out")
+    pgi, pgo = report.figure4_gap(psm, "in"), report.figure4_gap(psm, "out")
     if np.isnan(gi) or np.isnan(go):
         verdict = UNTESTABLE
     elif gi > 0 and go < 0:
@@ -194,17 +200,18 @@ def domain_specific_tradeoff(this_scaled: pd.DataFrame, paper_scaled: pd.DataFra
         verdict = NOT_SUPPORTED
     paper_verdict = UNTESTABLE if np.isnan(pgi) or np.isnan(pgo) else (DIRECTION if pgi > 0 and pgo < 0
                                                                         else NOT_SUPPORTED)
-    return Claim("C5", "6 (3); 5.2", "Domain-specific self-supervised pretraining helps in domain and hurts out of "
-                 "domain.", f"scaled gap (domain-specific minus SSL): {pgi:+.2f} in, {pgo:+.2f} out",
-                 f"scaled gap: {gi:+.2f} in, {go:+.2f} out", verdict, paper_verdict)
+    return Claim("C5", "6 (3); 5.2, Figure 4", "Domain-specific self-supervised pretraining (MIMIC-CheXpert, as in "
+                 "Figure 4) helps in domain and hurts out of domain.",
+                 f"Figure 4 gap (MIMIC-CheXpert minus SSL, mean over protocols): {pgi:+.2f} in, {pgo:+.2f} out",
+                 f"Figure 4 gap: {gi:+.2f} in, {go:+.2f} out", verdict, paper_verdict)
 
 
 def _c4_outcome(df: pd.DataFrame, alpha: float = ALPHA) -> tuple[str, str]:
     """A claim of *no* relation is never supported by a non-significant test: no significant relation with the
     right sign (r <= 0: higher source accuracy does not go with better transfer) is only its direction; a
     significant negative r supports it; a positive r contradicts it; too few points test nothing."""
-    from .analysis._common import AnalysisError
-    from .analysis.correlation import pearson
+    from ..analysis._common import AnalysisError
+    from ..analysis.correlation import pearson
 
     df = df.dropna(subset=["source_acc", "transfer"]) if len(df) else df
     if len(df) < MIN_CORRELATION_POINTS:
@@ -342,7 +349,7 @@ def invariances_carry_over(this_rows: pd.DataFrame, paper_rows: pd.DataFrame) ->
     invariant to the transforms its pretraining enforced than to ones it did not. The paper has no random-init
     baseline, so a flip being a smaller change than a view change is not ruled out as the cause; pairs of one
     model on several datasets are not independent, so the sign test is optimistic."""
-    from .models.registry import get_spec
+    from ..models.registry import get_spec
 
     this_txt, verdict = _invariance_outcome(*_invariance_pairs(this_rows, lambda m: get_spec(m).family))
     paper_txt, paper_verdict = _invariance_outcome(*_invariance_pairs(paper_rows, report.reference_family))
@@ -398,19 +405,8 @@ def supervised_exceptions(this_fam: pd.DataFrame, paper_fam: pd.DataFrame, tests
 
 
 # the two domain-specific models of s5.2 / Figure 5, as the reference names their family rows
-MORE_CXR_PRETRAINING, LESS_CXR_PRETRAINING = "mimic_chexpert_best", "moco_cxr_best"
-
-
-def lineage(paper_model) -> str | None:
-    """The reference family row (``reference.FAMILIES``) a paper model belongs to, or the model itself."""
-    from . import reference
-
-    if not isinstance(paper_model, str):
-        return None
-    for fam, members in reference.FAMILIES.items():
-        if paper_model == fam or paper_model in members:
-            return fam
-    return paper_model
+MORE_CXR_PRETRAINING, LESS_CXR_PRETRAINING = report.FIGURE4_MIMIC, "moco_cxr_best"
+lineage = report.lineage
 
 
 def mimic_vs_moco_pairs(rows: pd.DataFrame) -> list[tuple[str, str]]:

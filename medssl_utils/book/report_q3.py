@@ -15,10 +15,13 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import reference, report
-from .analysis import correlation
-from .analysis._common import AnalysisError
-from .models.registry import get_spec as model_spec
+from .. import reference
+
+from . import report
+from ..analysis import correlation
+from ..analysis._common import AnalysisError
+from ..data.source_images import get_source, is_source
+from ..models.registry import get_spec as model_spec
 
 LPIPS_NETS = {"A4": "lpips_alex", "A5": "lpips_squeeze", "A6": "lpips_vgg"}
 SUBSTITUTES = ("one_minus_ssim", "mse")
@@ -39,6 +42,10 @@ TABLES = {
 }
 PAPER_PERCENT = {"attentive_diffusion"}     # printed as fractions, shown here in percent
 FOCUS_DATASET = "chexpert"                  # the paper's Figures 6-8 use a CheXpert image
+# The models the paper's Figures 6 and 8 show (captions), by registry / reference name; a run shows each one,
+# else the run model standing for it (``stands_for``; a family row such as moco_cxr_best takes any member),
+# else ``pick_models``' first model of the same family.
+FIGURE_MODELS = {"figure6": ("pirl", "supervised_d121"), "figure8": ("moco_cxr_best", "byol", "supervised_r50")}
 
 
 # ---------------------------------------------------------------- small helpers
@@ -58,6 +65,32 @@ def _transform(metric: str) -> str:
     return metric.replace("invariance_", "")
 
 
+def _short(name: str) -> str:
+    """Column label of a run dataset or of the run's source image (the ImageNet counterpart)."""
+    return get_source(name).title if is_source(name) else report.short_title(name)
+
+
+def _column_label(name: str) -> str:
+    """Table header: the paper's own short column name (with † for a synthetic stand-in), so both sides match."""
+    if is_source(name):
+        return get_source(name).title
+    real = report.paper_dataset(name)
+    if real not in reference.DATASET_DISPLAY_SHORT:
+        return report.short_title(name)
+    return reference.DATASET_DISPLAY_SHORT[real] + ("†" if report.short_title(name).endswith("†") else "")
+
+
+def _real(name: str) -> str:
+    """The paper's dataset a run dataset (or source image) stands for."""
+    return get_source(name).stands_for if is_source(name) else report.paper_dataset(name)
+
+
+def _domain(name: str) -> str:
+    if is_source(name):
+        return ""
+    return report.domain_of(name) or report.domain_of(report.paper_dataset(name))
+
+
 def distance_metric(rows: pd.DataFrame) -> str:
     """``lpips_mean`` when this run computed LPIPS with all three nets, else the substitute ``one_minus_ssim``."""
     if len(rows) and (rows.metric == "lpips_mean").any():
@@ -71,7 +104,7 @@ def is_substitute(metric: str) -> bool:
 
 def focus_dataset(datasets) -> str | None:
     """The dataset standing for CheXpert (Figures 6-8), else the first in-domain one, else the first."""
-    datasets = list(dict.fromkeys(datasets))
+    datasets = [d for d in dict.fromkeys(datasets) if not is_source(d)]
     for d in datasets:
         if report.paper_dataset(d) == FOCUS_DATASET:
             return d
@@ -89,6 +122,36 @@ def pick_models(models, families=("domain-specific", "self-supervised", "supervi
         out += [m for m in models if model_spec(m).family == fam][:1]
     out += [m for m in models if m not in out]
     return out[:k]
+
+
+def figure_models(figure: str, models) -> list[tuple[str, str, str]]:
+    """(paper model, run model, how) for each model of the paper's ``figure`` (``FIGURE_MODELS``) that the run
+    can show: the model itself, the run model standing for it, or the first run model of its family."""
+    models = list(dict.fromkeys(models))
+    out: list[tuple[str, str, str]] = []
+    for p in FIGURE_MODELS[figure]:
+        members = {p, *reference.FAMILIES.get(p, ())}
+        left = [m for m in models if m not in {o[1] for o in out}]
+        hit = next((m for m in left if m in members), None)
+        how = "the paper's model"
+        if hit is None:
+            hit = next((m for m in left if report.paper_model(m) in members), None)
+            how = "stands for it"
+        if hit is None:
+            fam = report.reference_family(p)
+            pool = pick_models(left, families=(fam,), k=1)
+            hit = pool[0] if pool else None
+            how = (f"no counterpart in this run: its first {report.FAMILY_LABEL.get(fam, fam)} model"
+                   if hit is not None and model_spec(hit).family == fam else "no counterpart in this run")
+        if hit is not None:
+            out.append((p, hit, how))
+    return out
+
+
+def figure_models_caption(choice) -> str:
+    """'PIRL: Mini SimCLR (no counterpart ...); ...' for a figure's caption."""
+    return "; ".join(f"{_paper_label(p)}: {_short_model(m)}" + ("" if how == "the paper's model" else f" ({how})")
+                     for p, m, how in choice)
 
 
 def fewshot_points(fewshot_rows: pd.DataFrame) -> pd.DataFrame:
@@ -154,20 +217,63 @@ def styled(table: pd.DataFrame, uuid: str, caption: str = "", direction: str | N
     return st.set_caption(caption) if caption else st
 
 
-def run_table(rows: pd.DataFrame, metrics, digits: int = 3) -> pd.DataFrame:
-    """This run: model groups x (dataset[, transform]); 'mean ± CI [sd over seeds]' per cell."""
+def _summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """``report.summarise`` for registry datasets; the same aggregation for source-image rows (no registry record)."""
+    src = np.array([is_source(d) for d in rows.dataset], dtype=bool)
+    parts = [report.summarise(rows[~src])] if (~src).any() else []
+    if src.any():
+        r = rows[src]
+        r = r.assign(group=[report.group_of(m) for m in r.model], group_title=[report.group_title(m) for m in r.model],
+                     half=(r.ci_high - r.ci_low) / 2)
+        parts.append(r.groupby(["group", "group_title", "protocol", "dataset", "metric"], sort=False, dropna=False).agg(
+            value=("value", "mean"), ci_half=("half", "mean"),
+            seed_sd=("value", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan)).reset_index())
+    return pd.concat(parts, ignore_index=True)
+
+
+def paper_order(table: str) -> list[tuple[str, str]]:
+    """(dataset, metric) of the paper's Table ``table`` columns, in its printed order (ImageNet last in A4-A7)."""
+    ref = reference.paper_rows()
+    ref = ref[ref.source == f"paper Table {table}"]
+    return list(dict.fromkeys(zip(ref.dataset, ref.metric)))
+
+
+def _column_rank(dataset: str, metric: str, order) -> tuple:
+    """Sort key: the paper's column order; columns the paper does not print next (paper dataset order); the
+    source image last, as the paper prints ImageNet."""
+    real = _real(dataset)
+    if is_source(dataset):
+        return (2, 0, 0, dataset)
+    if (real, metric) in order:
+        return (0, order.index((real, metric)), 0, dataset)
+    datasets = [d for d, _ in order]
+    if real in datasets and len({m for _, m in order}) == 1:     # one-metric table, e.g. a substitute distance
+        return (0, datasets.index(real), 0, dataset)
+    pos = reference.PAPER_DATASETS.index(real) if real in reference.PAPER_DATASETS else len(reference.PAPER_DATASETS)
+    return (1, pos, metric, dataset)
+
+
+def run_table(rows: pd.DataFrame, metrics, digits: int = 3, order=()) -> pd.DataFrame:
+    """This run: model groups x (dataset[, transform]); 'mean ± CI [sd over seeds]' per cell. Columns in
+    ``order`` ((paper dataset, metric) pairs: ``paper_order``), the source image last."""
     if rows is None or len(rows) == 0:
         return pd.DataFrame()
     sub = rows[rows.metric.isin(list(metrics))]
     if sub.empty:
         return pd.DataFrame()
-    s = report.summarise(sub)
+    s = _summarise(sub)
+    order = list(order)
+    s = s.assign(_rank=[_column_rank(d, m, order) for d, m in zip(s.dataset, s.metric)])
+    s = s.iloc[sorted(range(len(s)), key=lambda k: s._rank.iloc[k])]
     multi = len(set(metrics)) > 1
-    s = s.assign(column=[f"{report.short_title(d)} ({_transform(m)})" if multi else report.short_title(d)
+    s = s.assign(column=[f"{_column_label(d)} ({_transform(m)})" if multi else _column_label(d)
                          for d, m in zip(s.dataset, s.metric)],
                  cell=[report.fmt_cell(v, h, sd, digits) for v, h, sd in zip(s.value, s.ci_half, s.seed_sd)])
     t = s.pivot(index="group_title", columns="column", values="cell")
-    return t.reindex(index=list(dict.fromkeys(s.group_title)), columns=list(dict.fromkeys(s.column))).fillna("—")
+    t = t.reindex(index=list(dict.fromkeys(_summarise(sub).group_title)),
+                  columns=list(dict.fromkeys(s.column))).fillna("—")
+    t.index.name, t.columns.name = "Model", None
+    return t
 
 
 def paper_table(table: str, digits: int | None = None) -> pd.DataFrame:
@@ -185,29 +291,43 @@ def paper_table(table: str, digits: int | None = None) -> pd.DataFrame:
                              for ds, m in zip(ref.dataset, ref.metric)],
                      cell=[f"{v * scale:.{d}f}" for v in ref.value])
     t = ref.pivot_table(index="Model", columns="column", values="cell", aggfunc="first")
-    return t.reindex(index=list(dict.fromkeys(ref.Model)), columns=list(dict.fromkeys(ref.column))).fillna("—")
+    t = t.reindex(index=list(dict.fromkeys(ref.Model)), columns=list(dict.fromkeys(ref.column))).fillna("—")
+    t.columns.name = None
+    return t
 
 
-def table_pair(rows: pd.DataFrame, table: str, digits: int = 3):
+def table_pair(rows: pd.DataFrame, table: str, digits: int = 3, cfg=None):
     """(this run's table, the paper's table, direction, caption note) for Table ``table``.
 
-    A4-A6: when this run has no LPIPS (no trunk weights), its table shows the substitute ``one_minus_ssim``
-    and the note says so; the paper's table is LPIPS as printed.
+    Columns in the paper's order. A4-A6: when this run has no LPIPS (no trunk weights), its table shows the
+    substitute ``one_minus_ssim`` and the note says so; the paper's table is LPIPS as printed. A4-A7 end with
+    the ImageNet counterpart (the run's source image); with ``cfg``, a run without that image shows the column
+    with the reason ("not run: no ImageNet image under data_root/imagenet").
     """
+    from ..analysis import driver
+
     protocol, metrics, direction = TABLES[table]
-    note = ""
+    notes = []
     if protocol == "reconstruction" and rows is not None and len(rows) and not (rows.metric == metrics[0]).any():
         metrics = ("one_minus_ssim",)
-        note = ("this run has no LPIPS (its torchvision trunk weights are not in weights_dir): the column shows "
-                "1 - SSIM, a substitute that is NOT LPIPS and not on LPIPS's scale")
-    this = run_table(rows[rows.protocol == protocol] if rows is not None and len(rows) else rows, metrics,
-                     digits=1 if protocol == "saliency" else digits)
-    return this, paper_table(table), direction, note
+        notes.append("this run has no LPIPS (its torchvision trunk weights are not in weights_dir): the column shows "
+                     "1 - SSIM, a substitute that is NOT LPIPS and not on LPIPS's scale")
+    sub = rows[rows.protocol == protocol] if rows is not None and len(rows) else rows
+    this = run_table(sub, metrics, digits=1 if protocol == "saliency" else digits, order=paper_order(table))
+    if protocol in driver.SOURCE_ANALYSES and len(this):
+        ran = [d for d in dict.fromkeys(sub.dataset) if is_source(d)]
+        spec, why = driver.source_status(cfg) if cfg is not None else (None, None)
+        if ran:
+            spec = get_source(ran[0])
+            notes.append(f"{spec.title} (the paper's ImageNet column): {spec.description}")
+        elif cfg is not None:
+            this[spec.title if spec is not None else "ImageNet"] = why or "not run (no rows for it in this run)"
+    return this, paper_table(table), direction, ". ".join(notes)
 
 
 # ---------------------------------------------------------------- figures: images and maps
 def _images(cfg, analysis: str, model: str, dataset: str, name: str):
-    from .analysis.driver import outcome
+    from ..analysis.driver import outcome
 
     try:
         return outcome(cfg, analysis, model, dataset, name)
@@ -225,12 +345,15 @@ def _short_model(model: str) -> str:
 
 
 def figure6(cfg, rows: pd.DataFrame, dataset: str | None = None, models=None):
-    """Original image and the reconstructions of up to three models (one per family) on the CheXpert-like image."""
+    """Original image and the reconstructions of the paper's Figure 6 models (PIRL, Supervised DenseNet-121) or
+    their counterparts (``figure_models``; the caption names them) on the CheXpert(-like) image."""
     import matplotlib.pyplot as plt
 
     rec = rows[rows.protocol == "reconstruction"] if len(rows) else rows
     dataset = dataset or focus_dataset(rec.dataset if len(rec) else cfg.datasets)
-    models = list(models or pick_models(rec[rec.dataset == dataset].model if len(rec) else []))
+    choice = [(m, m, "the paper's model") for m in models] if models else \
+        figure_models("figure6", rec[rec.dataset == dataset].model if len(rec) else [])
+    models = [m for _, m, _ in choice]
     metric = distance_metric(rec)
     fig, axes = plt.subplots(1, 1 + len(models), figsize=(2.4 * (1 + len(models)), 2.8), squeeze=False)
     orig = _images(cfg, "reconstruction", models[0], dataset, "original") if models else None
@@ -248,22 +371,37 @@ def figure6(cfg, rows: pd.DataFrame, dataset: str | None = None, models=None):
                          fontsize=8)
     fig.suptitle("Figure 6: deep-image-prior reconstructions" + (" († synthetic)" if "†" in
                                                                  report.short_title(dataset) else ""), fontsize=9)
-    fig.tight_layout()
+    _models_caption(fig, choice)
     return fig
 
 
+def _models_caption(fig, choice) -> None:
+    """The paper's models and what stands for them, under the panels."""
+    import textwrap
+
+    if not choice or all(how == "the paper's model" and p == m for p, m, how in choice):
+        fig.tight_layout()
+        return
+    text = "\n".join(textwrap.wrap("Paper's models → this run: " + figure_models_caption(choice), 110))
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * text.count("\n"), 1, 1))
+    fig.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=7)
+
+
 def figure8(cfg, rows: pd.DataFrame, dataset: str | None = None, models=None):
-    """Saliency maps of up to three models (one per family) on the CheXpert-like image, AD in the titles."""
+    """Saliency maps of the paper's Figure 8 models (MoCo-CXR, BYOL, Supervised ResNet-50) or their counterparts
+    (``figure_models``; the caption names them) on the CheXpert(-like) image, AD in the titles."""
     import matplotlib.pyplot as plt
 
     sal = rows[rows.protocol == "saliency"] if len(rows) else rows
     dataset = dataset or focus_dataset(sal.dataset if len(sal) else cfg.datasets)
-    models = list(models or pick_models(sal[sal.dataset == dataset].model if len(sal) else []))
+    choice = [(m, m, "the paper's model") for m in models] if models else \
+        figure_models("figure8", sal[sal.dataset == dataset].model if len(sal) else [])
+    models = [m for _, m, _ in choice]
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(2.8 * max(1, len(models)), 3.0), squeeze=False)
     for ax, m in zip(axes[0], models):
         _saliency_panel(ax, cfg, sal, m, dataset)
     fig.suptitle(f"Figure 8: occlusion saliency on the {report.short_title(dataset)} sample", fontsize=9)
-    fig.tight_layout()
+    _models_caption(fig, choice)
     return fig
 
 
@@ -288,23 +426,29 @@ def _grid(cfg, rows, analysis, datasets, models, panel, title, with_original=Fal
     import matplotlib.pyplot as plt
 
     nr = len(models) + (1 if with_original else 0)
-    fig, axes = plt.subplots(nr, len(datasets), figsize=(1.6 * len(datasets) + 1.2, 1.6 * nr + 0.6), squeeze=False)
+    width = 1.6 * len(datasets) + 1.2
+    fig, axes = plt.subplots(nr, len(datasets), figsize=(width, 1.6 * nr + 0.6), squeeze=False)
+    datasets = sorted(datasets, key=lambda d: _column_rank(d, "", [(r, "") for r, _ in paper_order("A7")]))
     for j, d in enumerate(datasets):
-        axes[0][j].set_title(report.short_title(d), fontsize=7)
         for i, m in enumerate(models):
             panel(axes[i + (1 if with_original else 0)][j], m, d)
+        if not with_original:       # the dataset above the first row's own title (e.g. its AD)
+            ax = axes[0][j]
+            ax.set_title(f"{_short(d)}\n{ax.get_title()}".rstrip(), fontsize=7)
         if with_original:
             ax = axes[0][j]
             ax.set_axis_off()
             img = _images(cfg, analysis, models[0], d, "original") if models else None
             if img is not None:
                 ax.imshow(img)
-            ax.set_title(f"{report.short_title(d)}\noriginal", fontsize=7)
+            ax.set_title(f"{_short(d)}\noriginal", fontsize=7)
     for i, m in enumerate(models):
         axes[i + (1 if with_original else 0)][0].text(-0.1, 0.5, _short_model(m), fontsize=6, rotation=90,
                                                        ha="right", va="center",
                                                        transform=axes[i + (1 if with_original else 0)][0].transAxes)
-    fig.suptitle(title, fontsize=9)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, int(width * 14))), fontsize=9)    # narrow grids: wrap, not clip
     fig.tight_layout()
     return fig
 
@@ -488,7 +632,7 @@ def figureA3(rows, fewshot_rows):
 def source_task_accuracy(models) -> pd.DataFrame:
     """Per model: ImageNet top-1 (registry, the authors' values) or, for the mini-zoo, its source-task
     (FractalDB-mini) linear-probe accuracy from the zoo's manifest: the stand-in for top-1. Absent: no row."""
-    from .models.minizoo import read_manifest
+    from ..models.minizoo import read_manifest
 
     try:
         man = read_manifest()
@@ -532,7 +676,7 @@ def figure9(rows: pd.DataFrame):
 
     sal = rows[rows.metric == "attentive_diffusion"] if len(rows) else rows
     this = pd.DataFrame({"family": [model_spec(m).family for m in sal.model],
-                         "domain": [report.domain_of(d) or report.domain_of(report.paper_dataset(d)) for d in sal.dataset],
+                         "domain": [_domain(d) for d in sal.dataset],
                          "value": sal.value}) if len(sal) else pd.DataFrame(columns=["family", "domain", "value"])
     pp = _paper("saliency", "attentive_diffusion")
     pp = pp[pp.dataset.isin(reference.PAPER_DATASETS)]
@@ -576,7 +720,7 @@ def _this_run_xy(rows, fewshot_rows, x_protocol, x_metric, x_dataset, y_dataset,
         return pd.DataFrame(columns=["x", "acc"]), x_metric
     metric = distance_metric(rows) if x_metric == "lpips_mean" else x_metric
     sub = rows[(rows.protocol == x_protocol) & (rows.metric == metric)]
-    sub = sub.assign(real=[report.paper_dataset(d) for d in sub.dataset])
+    sub = sub.assign(real=[_real(d) for d in sub.dataset])
     x = sub[sub.real == x_dataset].groupby(["model", "dataset"], as_index=False).value.mean().rename(
         columns={"value": "x"})
     return x.merge(y, on=["model", "dataset"]), metric
@@ -618,7 +762,7 @@ def family_ad(rows: pd.DataFrame, domain: str) -> dict[str, float]:
     sal = rows[rows.metric == "attentive_diffusion"] if len(rows) else rows
     if sal is None or len(sal) == 0:
         return {}
-    dom = [report.domain_of(d) for d in sal.dataset]
+    dom = [_domain(d) for d in sal.dataset]
     fam = [model_spec(m).family for m in sal.model]
     df = pd.DataFrame({"family": fam, "domain": dom, "value": sal.value.to_numpy()})
     return df[df.domain == domain].groupby("family").value.mean().to_dict()

@@ -6,16 +6,16 @@ default, the value that reproduces the code), so ``tests/test_pages.py`` can che
 and that its default is the one stated here; the methods page renders the same records.
 
 Provenance of the facts: the paper (Anton et al., J. Imaging 2022, 8(12):320, sections as cited) and the
-project's reading of the authors' code (jonahanton/SSL_medicalimaging @77fceef; original-code-notes,
-section 5 table items and sections 0, 3 and 4, cited per record as ``notes``). Facts only; the wording here
-is ours.
+project's reading of the authors' code (jonahanton/SSL_medicalimaging @77fceef), written up in
+``reference/AUTHORS_CODE.md`` (section 5 table items and sections 0, 3 and 4, cited per record as ``notes``).
+Facts only; the wording here is ours.
 
 ``status``: ``"exists"`` = the switch is in the code now; ``"planned"`` = not written yet (the test skips
 it and lists it).
 """
 from __future__ import annotations
 
-from .errors import MedsslError
+from ..errors import MedsslError
 
 import importlib
 import json
@@ -96,7 +96,7 @@ class Deviation:
     code: str              # what the authors' code did
     ours: str              # our default and why
     switch: Switch
-    notes: str             # original-code-notes item
+    notes: str             # AUTHORS_CODE.md section (and item)
     status: str = "exists"
 
     def __post_init__(self) -> None:

@@ -8,7 +8,7 @@ fetcher) by returning ``None`` plus a note instead of failing.
 """
 from __future__ import annotations
 
-from .errors import MedsslError
+from ..errors import MedsslError
 
 import importlib
 import inspect
@@ -19,10 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .data.registry import DatasetSpec, available as dataset_names, get_spec as dataset_spec
-
-PAPER_ORDER = ("chexpert", "chestx14", "montgomery", "shenzhen", "bach", "eyepacs", "ichallenge_amd",
-               "ichallenge_pm")
+from ..data.registry import PAPER_ORDER, DatasetSpec, available as dataset_names, get_spec as dataset_spec
 
 
 class PagesError(MedsslError):
@@ -34,7 +31,7 @@ class PagesError(MedsslError):
 # =====================================================================================================
 def real_specs() -> list[DatasetSpec]:
     """The paper's datasets in the paper's order (then any other real dataset the registry holds)."""
-    real = [n for n in dataset_names() if not dataset_spec(n).synthetic]
+    real = [n for n in dataset_names() if not dataset_spec(n).synthetic and not dataset_spec(n).root]  # not users'
     order = [n for n in PAPER_ORDER if n in real] + sorted(set(real) - set(PAPER_ORDER))
     return [dataset_spec(n) for n in order]
 
@@ -56,7 +53,7 @@ def _options_text(options: dict[str, Any]) -> str:
 
 def real_dataset_table() -> pd.DataFrame:
     """One row per real dataset: the registry record beside the paper's Table 1 (images, classes as published)."""
-    from .reference import dataset_table
+    from ..reference import dataset_table
 
     t1 = dataset_table().set_index("dataset")
     rows = []
@@ -101,7 +98,7 @@ def real_layouts_markdown() -> str:
 
 def medsynth_sizes(spec: DatasetSpec, scale: float = 1.0) -> tuple[int, int]:
     """(images per class, total images) of a MedSynth set at ``scale``, as its generator will make them."""
-    from .data.medsynth.common import counts_from
+    from ..data.medsynth.common import counts_from
 
     per = counts_from(spec.name, len(spec.classes), int(spec.options.get("n_per_class", 100)),
                       float(spec.options.get("scale", 1.0)) * float(scale))
@@ -127,7 +124,7 @@ def medsynth_table(scale: float = 1.0, image_size: int | None = None) -> pd.Data
 
 def medsynth_grid(names: Iterable[str] | None = None, *, per_class: int = 3, image_size: int = 64, seed: int = 0):
     """Figure-1 counterpart: a few examples of every class of each MedSynth set (SYNTHETIC images)."""
-    from .data.medsynth import example_grid
+    from ..data.medsynth import example_grid
 
     names = [s.name for s in medsynth_specs()] if names is None else list(names)
     return example_grid(names, per_class=per_class, image_size=image_size, seed=seed)
@@ -145,7 +142,7 @@ def example_figure(cfg, *, per_class: int = 3):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from . import runs
+    from .. import runs
 
     panels = []
     for name in cfg.datasets:
@@ -220,8 +217,8 @@ def learnability_table(cfg, names: Iterable[str] | None = None, *, pixels: int =
     run's seed and scale); the classifier is fit on train + val and scored once on test, in percent, with a
     percentile-bootstrap 95 % interval over the test images.
     """
-    from . import runs
-    from .stats import bootstrap_ci
+    from .. import runs
+    from ..stats import bootstrap_ci
 
     names = [s.name for s in medsynth_specs()] if names is None else list(names)
     rows = []
@@ -254,7 +251,7 @@ def learnability_table(cfg, names: Iterable[str] | None = None, *, pixels: int =
 # =====================================================================================================
 def paper_models_table() -> pd.DataFrame:
     """The paper's checkpoints: method, architecture, data, sources, layout, preprocessing, dims, top-1."""
-    from .models.registry import available, get_spec
+    from ..models.registry import available, get_spec
 
     rows = []
     for n in available("paper"):
@@ -272,7 +269,7 @@ def paper_models_table() -> pd.DataFrame:
 
 
 def paper_model_notes() -> pd.DataFrame:
-    from .models.registry import available, get_spec
+    from ..models.registry import available, get_spec
 
     return pd.DataFrame([{"Model": get_spec(n).title, "Notes": get_spec(n).notes} for n in available("paper")
                          if get_spec(n).notes])
@@ -285,7 +282,7 @@ def weights_status(weights_dir: str | Path | None) -> tuple[pd.DataFrame | None,
                       "the models it runs are the mini-zoo's, which ship inside the package. Run with "
                       "`-p weights_dir=FOLDER` to see which of the 13 checkpoints are present and converted.")
     try:
-        from .models import fetch
+        from ..models import fetch
     except ImportError as exc:
         return None, f"The weights status is not available in this version of the code ({exc})."
     weights_dir = Path(weights_dir)
@@ -314,8 +311,8 @@ class MiniZoo:
 
 def read_minizoo(path: str | Path | None = None) -> MiniZoo:
     """The manifest at ``path`` (default: the package's); an empty zoo with a note when it is absent."""
-    from .models.minizoo import MANIFEST_PATH, read_manifest
-    from .models.minizoo.recipes import RECIPES
+    from ..models.minizoo import MANIFEST_PATH, read_manifest
+    from ..models.minizoo.recipes import RECIPES
 
     path = Path(path) if path is not None else MANIFEST_PATH
     note = ""
@@ -354,7 +351,7 @@ def _probes(records: Iterable[dict], task: str) -> list[float]:
 
 def minizoo_table(zoo: MiniZoo) -> pd.DataFrame:
     """One card (row) per recipe: method, corpus, steps, seeds built, source-task probe vs random init."""
-    from .models.minizoo.train import summarise
+    from ..models.minizoo.train import summarise
 
     ok = {k: r for k, r in zoo.models.items() if isinstance(r.get("probe"), dict) and r.get("recipe") in zoo.recipes}
     rand_ok = {k: r for k, r in zoo.random.items() if isinstance(r.get("probe"), dict)}
@@ -503,7 +500,7 @@ def code_value(module: str, attr: str) -> Any:
 
 
 def _scaled_patch(side: int) -> int:
-    from .analysis.saliency import scaled_patch
+    from ..analysis.saliency import scaled_patch
 
     return scaled_patch(side)
 
@@ -540,6 +537,8 @@ CONSTANTS: tuple[Constant, ...] = (
              "finetune_eval_every"),
     Constant("finetune", "early-stopping patience (checks)", "3", "4.3.2", _F, "finetune.patience"),
     Constant("finetune", "learning rate", "1e-2", "4.3.2", _F, "finetune.lr"),
+    Constant("finetune", "learning-rate schedule", "fixed (authors: cosine annealing over max steps)", "4.3.2", _F,
+             "finetune.schedule"),
     Constant("finetune", "SGD momentum", "0.9", "4.3.2", _F, "finetune.momentum"),
     Constant("finetune", "Nesterov", "yes", "4.3.2", _F, "finetune.nesterov"),
     Constant("finetune", "weight decay", "1e-8", "4.3.2", _F, "finetune.weight_decay"),
@@ -614,7 +613,7 @@ def show(df: pd.DataFrame):
 
 
 def schema_table() -> pd.DataFrame:
-    from .results import SCHEMA
+    from ..results import SCHEMA
 
     return pd.DataFrame([{"Column": k, "Meaning": v} for k, v in SCHEMA.items()])
 
@@ -634,5 +633,5 @@ def deviations_table() -> pd.DataFrame:
                      "Our default": d.ours, "Switch": sw.where, "Default in code": now,
                      "Reproduce the code": ("already the default" if sw.code_value == sw.default and d.status == "exists"
                                             else sw.usage),
-                     "Status": d.status, "Code notes": d.notes})
+                     "Status": d.status, "AUTHORS_CODE.md": d.notes})
     return pd.DataFrame(rows)

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from . import claims, reference, report
+from .. import reference
+
+from . import claims, report
 
 BOOK_USES = "paper (printed table)"
 COLUMNS = ["where", "model", "dataset", "measure", "paper", "authors_file", "kind", "book_uses", "changes_claims"]
@@ -127,7 +129,7 @@ def multiview_recovery() -> dict:
     """The text's r = 0.82 (multi-view invariance vs few-shot on CheXpert) against the authors' file: r over every
     model there, and the one model whose omission brings r closest to the stated value."""
     from . import report_q3
-    from .analysis.correlation import pearson
+    from ..analysis.correlation import pearson
 
     stated = reference.published_correlations().iloc[0]
     pts = report_q3.paper_points(stated.x_protocol, stated.x_metric, source="authors")
