@@ -113,6 +113,12 @@ def parameters_table(cfg: "Config | None" = None):
 
 
 def _show(v) -> str:
+    """A value as a reader should see it: paths relative to the checkout (no build machine's paths on a page)."""
+    if isinstance(v, Path):
+        try:
+            return v.relative_to(project_root()).as_posix()
+        except ValueError:
+            return v.name
     if isinstance(v, (tuple, list)):
         return f"{len(v)} names" if len(v) > 3 else ", ".join(map(str, v))
     return "" if v is None or v == {} else str(v)

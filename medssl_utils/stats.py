@@ -136,11 +136,17 @@ def bootstrap_ci(correct=None, *, y_true=None, y_pred=None, y_score=None, metric
         if len(np.unique(yt)) != 2:
             raise StatsError(f"metric 'auc' needs exactly two classes in y_true; got {np.unique(yt).tolist()}")
         pos = yt == np.unique(yt)[1]
+        # Each resample's AUC from its item counts over the score ranks (ties count one half, as in
+        # roc_auc_score): O(n) per resample instead of a sort, and the same resamples as drawing indices.
+        _, group = np.unique(ys, return_inverse=True)
+        n_groups = int(group.max()) + 1
         boot = np.full(n_boot, np.nan)
         for b in range(n_boot):
-            idx = rng.integers(0, n, n)
-            if 0 < pos[idx].sum() < n:
-                boot[b] = roc_auc_score(pos[idx], ys[idx])
+            c = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+            p_w = np.bincount(group, weights=c * pos, minlength=n_groups)
+            n_w = np.bincount(group, weights=c * ~pos, minlength=n_groups)
+            if p_w.sum() > 0 and n_w.sum() > 0:
+                boot[b] = p_w @ (np.cumsum(n_w) - 0.5 * n_w) / (p_w.sum() * n_w.sum())
         return Interval(float(roc_auc_score(pos, ys)), *_percentile(boot, level), level=level, n=n, n_boot=n_boot)
     if y_pred is None:
         raise StatsError(f"metric {metric!r} needs y_pred")

@@ -172,3 +172,23 @@ def test_bad_input_is_an_error(bad):
 def test_paired_length_mismatch():
     with pytest.raises(StatsError, match="same length"):
         stats.paired_bootstrap(np.ones(3), np.ones(4))
+
+
+def test_bootstrap_auc_equals_roc_auc_score_on_the_same_resamples():
+    """The count-based AUC of each resample is roc_auc_score's (ties half) on the same index draws."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from medssl_utils import stats
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    s = np.round(rng.random(60) + 0.4 * y, 1)            # coarse scores: many ties
+    iv = stats.bootstrap_ci(y_true=y, y_score=s, metric="auc", n_boot=300, seed=5)
+    draw, pos, boot = np.random.default_rng(5), y == 1, []
+    for _ in range(300):
+        idx = draw.integers(0, 60, 60)
+        boot.append(roc_auc_score(pos[idx], s[idx]) if 0 < pos[idx].sum() < 60 else np.nan)
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    assert iv.estimate == roc_auc_score(pos, s)
+    assert abs(iv.low - lo) < 1e-12 and abs(iv.high - hi) < 1e-12
