@@ -444,3 +444,56 @@ def declared_digest() -> str:
     """One hash of every user entry registered in this process and of what it read (YAML entry, checkpoint size and
     mtime, image index): for a stamp that must change when a user's file does (``notebooks.stamp``)."""
     return _digest(sorted(_DECLARED.items()))
+
+
+# ---------------------------------------------------------------- the book's worked example
+EXAMPLE_MODELS = ("mini-sup-s0", "mini-simclr-s0")          # the built-ins the example compares with
+EXAMPLE_DATASETS = ("medsynth-montgomery", "medsynth-bach")
+
+
+def write_example(cfg) -> tuple[Path, Path]:
+    """The worked example of the "own model or dataset" page, under ``cache_dir/own-example``: a mini-zoo
+    checkpoint saved as "yours" with keys under a Lightning-style ``backbone.`` prefix, an ImageFolder of MedSynth
+    Montgomery images, and the two YAML files declaring them. Returns (models YAML, datasets YAML)."""
+    import torch
+
+    from . import runs
+    from .models.checkpoints import safe_load
+    from .models.minizoo import WEIGHTS_DIR
+    from .storage import atomic_path, atomic_write_text
+
+    example = Path(cfg.cache_dir) / "own-example"
+    ckpt = example / "my_simclr.pt"
+    if not ckpt.is_file():
+        state = safe_load(WEIGHTS_DIR / "mini-simclr-s0.pt")
+        with atomic_path(ckpt) as tmp:
+            torch.save({f"backbone.{k}": v for k, v in state.items()}, tmp)
+    source = runs.dataset(cfg, "medsynth-montgomery")            # one folder per class
+    for i in range(len(source)):
+        target = example / "my_xrays" / source.classes[source.labels[i]].split(" (")[0] / f"{i:04d}.png"
+        if not target.is_file():
+            with atomic_path(target) as tmp:
+                source.image(i).save(tmp, format="PNG")
+    models = {"models": [{
+        "name": "my-simclr", "title": "My SimCLR (a renamed mini-zoo checkpoint)", "family": "self-supervised",
+        "architecture": "mini_resnet18_w16", "checkpoint": ckpt.name, "layout": "plain", "strip_prefix": "backbone.",
+        "preprocessing": "imagenet", "input_size": 32}]}
+    data = {"datasets": [{
+        "name": "my-xrays", "title": "My X-rays (MedSynth Montgomery images)", "domain": "in",
+        "imagefolder": "my_xrays", "fewshot_ways": 2, "metric": "accuracy",
+        "manyshot": []}]}   # [linear, finetune] adds the many-shot protocols
+    paths = example / "my_models.yml", example / "my_data.yml"
+    for path, text in zip(paths, (models, data)):
+        atomic_write_text(path, yaml.safe_dump(text, sort_keys=False))
+    return paths
+
+
+def with_example(cfg):
+    """``cfg`` with the worked example's entries beside the example's built-ins (the page's own parameters kept)."""
+    from .config import resolve
+
+    models_yml, data_yml = write_example(cfg)
+    same = {k: v for k, v in cfg.as_dict().items() if k != "profile"}
+    return resolve(cfg.profile, **{**same, "extra_models": [str(models_yml)], "extra_datasets": [str(data_yml)],
+                                   "models": [*EXAMPLE_MODELS, "my-simclr"],
+                                   "datasets": [*EXAMPLE_DATASETS, "my-xrays"]})

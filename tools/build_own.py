@@ -38,45 +38,14 @@ them are relative to the YAML file).
     code("""
 from pathlib import Path
 
-import torch
-import yaml
+from medssl_utils import user_entries
 
-from medssl_utils.models.checkpoints import safe_load
-from medssl_utils.models.minizoo import WEIGHTS_DIR
-
-BUILT_IN_MODELS = ["mini-sup-s0", "mini-simclr-s0"]
-BUILT_IN_DATASETS = ["medsynth-montgomery", "medsynth-bach"]
 if cfg.extra_models or cfg.extra_datasets:   # yours: evaluate them beside the built-ins the parameters name
     own = cfg
-else:
-    example = Path(cfg.cache_dir) / "own-example"
-    (example / "my_xrays").mkdir(parents=True, exist_ok=True)
-    ckpt = example / "my_simclr.pt"
-    if not ckpt.is_file():   # "your" checkpoint: mini-zoo weights, keys under a Lightning-style prefix
-        state = safe_load(WEIGHTS_DIR / "mini-simclr-s0.pt")
-        torch.save({f"backbone.{k}": v for k, v in state.items()}, ckpt)
-    source = runs.dataset(cfg, "medsynth-montgomery")   # "your" images: one folder per class
-    for i in range(len(source)):
-        target = example / "my_xrays" / source.classes[source.labels[i]].split(" (")[0] / f"{i:04d}.png"
-        if not target.is_file():
-            target.parent.mkdir(exist_ok=True)
-            source.image(i).save(target)
-    models_yml = {"models": [{
-        "name": "my-simclr", "title": "My SimCLR (a renamed mini-zoo checkpoint)", "family": "self-supervised",
-        "architecture": "mini_resnet18_w16", "checkpoint": ckpt.name, "layout": "plain", "strip_prefix": "backbone.",
-        "preprocessing": "imagenet", "input_size": 32}]}
-    data_yml = {"datasets": [{
-        "name": "my-xrays", "title": "My X-rays (MedSynth Montgomery images)", "domain": "in",
-        "imagefolder": "my_xrays", "fewshot_ways": 2, "metric": "accuracy",
-        "manyshot": []}]}   # [linear, finetune] adds the many-shot protocols
-    for name, text in (("my_models.yml", models_yml), ("my_data.yml", data_yml)):
-        (example / name).write_text(yaml.safe_dump(text, sort_keys=False))
-        print(f"# {name}\\n{(example / name).read_text()}")
-    same = {k: v for k, v in cfg.as_dict().items() if k != "profile"}   # this page's parameters, plus the example
-    own = config.resolve(cfg.profile, **{**same, "extra_models": [str(example / "my_models.yml")],
-                                         "extra_datasets": [str(example / "my_data.yml")],
-                                         "models": BUILT_IN_MODELS + ["my-simclr"],
-                                         "datasets": BUILT_IN_DATASETS + ["my-xrays"]})
+else:                                         # the example: files written under cache_dir/own-example
+    own = user_entries.with_example(cfg)
+    for path in own.extra_models + own.extra_datasets:
+        print(f"# {Path(path).name}\\n{Path(path).read_text()}")
 print(config.describe(own))
 """),
     md("""
