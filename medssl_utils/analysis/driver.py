@@ -388,9 +388,6 @@ def run_analysis_grid(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models
                     datasets=cfg.datasets)
     for u in bar(todo, desc="analysis units", enabled=progress and bool(todo)):
         t0 = time.perf_counter()
-        # features.extract leaves the shared module in channels_last, which changes conv numerics (the DIP
-        # amplifies that to ~1e-3): put every module in that format first, so no result depends on what ran before
-        runs.backbone(cfg, u.model).module.to(memory_format=torch.channels_last)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             rows, outcomes = RUNNERS[u.protocol](cfg, u)
