@@ -27,14 +27,13 @@ ANALYSIS_RTOL = 0.05
 
 
 def _run(cfg):
-    from medssl_utils import runs
-    from medssl_utils.analysis import driver
+    from medssl_utils.pipeline import grid
 
     t = time.perf_counter()
-    rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"], progress=False)
+    rows = grid.run(cfg, ["fewshot", "linear", "finetune"], progress=False)
     t_protocols = time.perf_counter() - t
     t = time.perf_counter()
-    q3 = driver.run_analysis_grid(cfg, progress=False)
+    q3 = grid.run(cfg, grid.ANALYSES, progress=False)
     return rows, q3, t_protocols, time.perf_counter() - t
 
 

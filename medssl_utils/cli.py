@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             run_notebooks(args.profile, args.out, names=args.only, params=_params(args.params), force=args.force,
                           suffix=args.suffix)
         elif args.cmd == "run":
-            from .runs import check_protocols, run_grid
+            from .pipeline import grid
 
             cfg = resolve(args.profile, **_params(args.params))
-            protocols = check_protocols(p.strip() for p in args.protocols.split(",") if p.strip())
-            rows = run_grid(cfg, protocols, shard=_shard(args.shard))   # checks files and data before work
+            protocols = grid.check_protocols(p.strip() for p in args.protocols.split(",") if p.strip())
+            rows = grid.run(cfg, protocols, shard=_shard(args.shard))   # checks files and data before work
             print(f"{len(rows)} result rows under {cfg.results_dir}")
         elif args.cmd == "weights":
             from .models import converters, fetch

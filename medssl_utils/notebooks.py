@@ -120,7 +120,7 @@ def _package_errors() -> set[str]:
 
     import importlib
 
-    for mod in ("runs", "analysis.driver", "protocols.linear", "protocols.finetune", "stats", "book.pages",
+    for mod in ("pipeline.grid", "protocols.linear", "protocols.finetune", "stats", "book.pages",
                 "book.deviations", "reference", "user_entries", "models.converters", "models.checkpoints"):
         importlib.import_module(f"medssl_utils.{mod}")   # the modules that define the subclasses
     return {base.__name__, *walk(base)}

@@ -46,7 +46,7 @@ def _mapping(value, where: str) -> dict:
 
 def check_options(cfg: "Config") -> None:
     """The ``options`` sections and their switches; legal combinations only."""
-    from .analysis.driver import analysis_options
+    from .pipeline.analyses import analysis_options
     from .analysis.saliency import scaled_patch
     from .data.registry import get_spec as dataset_spec
     from .protocols.linear import LinearProbeError, LinearSettings
@@ -161,15 +161,15 @@ def check_files(cfg: "Config", protocols: Iterable[str] = ("fewshot", "linear", 
 def check_data(cfg: "Config", protocols: Iterable[str] = ("fewshot", "linear", "finetune"), *,
                datasets: Iterable[str] | None = None, scan_images: bool = True, progress: bool = False) -> None:
     """Each dataset's index, its few-shot classes, and (real data) its image files."""
-    from . import runs
     from .data.registry import get_spec as dataset_spec
+    from .pipeline import inputs
 
     protocols = set(protocols)
     for name in (datasets or cfg.datasets):
-        ds = runs.dataset(cfg, name)
-        runs.manifest(cfg, name)
+        ds = inputs.dataset(cfg, name)
+        inputs.manifest(cfg, name)
         if "fewshot" in protocols:
-            runs.episodes(cfg, name)          # too-small classes fail here, naming the dataset and classes
+            inputs.episodes(cfg, name)          # too-small classes fail here, naming the dataset and classes
         policy = {**dataset_spec(name).options, **cfg.options.get("datasets", {}).get(name, {})}.get("on_bad_image")
         if scan_images and policy == "raise" and hasattr(ds, "paths"):
             scan_images_once(cfg, ds, progress=progress)
@@ -199,14 +199,21 @@ def scan_images_once(cfg: "Config", ds, *, progress: bool = False) -> None:
 
 
 def before_units(cfg: "Config", units, *, progress: bool = False) -> None:
-    """What the grid runners check before their first unit: the files and data those units need."""
+    """What the grid checks before its first unit: the files and data those units need. A pretraining-source
+    image (Q3) is not a registry dataset: for its units, only the models' weights."""
+    from .data.source_images import is_source
+
     units = list(units)
-    if not units:
-        return
-    protocols = sorted({u.protocol for u in units})
-    datasets = sorted({u.dataset for u in units})
-    check_files(cfg, protocols, models={u.model for u in units}, datasets=datasets)
-    check_data(cfg, protocols, datasets=datasets, progress=progress)
+    data_units = [u for u in units if not is_source(u.dataset)]
+    if data_units:
+        protocols = sorted({u.protocol for u in data_units})
+        datasets = sorted({u.dataset for u in data_units})
+        check_files(cfg, protocols, models={u.model for u in data_units}, datasets=datasets)
+        check_data(cfg, protocols, datasets=datasets, progress=progress)
+    source_units = [u for u in units if is_source(u.dataset)]
+    if source_units:
+        check_files(cfg, sorted({u.protocol for u in source_units}), models={u.model for u in source_units},
+                    datasets=cfg.datasets)
 
 
 def preflight(cfg: "Config", protocols: Iterable[str] = ("fewshot", "linear", "finetune"), *,

@@ -397,10 +397,9 @@ def dataset_spec(path: Path, i: int, e: dict):
 # ---------------------------------------------------------------- registration
 def _clear_caches() -> None:
     """Drop the in-process caches that may hold a replaced entry (loaded datasets and backbones)."""
-    runs = sys.modules.get("medssl_utils.runs")
-    if runs is not None:
-        runs._dataset.cache_clear()
-        runs._backbone.cache_clear()
+    inputs = sys.modules.get("medssl_utils.pipeline.inputs")
+    if inputs is not None:
+        inputs.clear_caches()
 
 
 def _register(kind: str, files, build) -> list[str]:
@@ -457,7 +456,7 @@ def write_example(cfg) -> tuple[Path, Path]:
     Montgomery images, and the two YAML files declaring them. Returns (models YAML, datasets YAML)."""
     import torch
 
-    from . import runs
+    from .pipeline import inputs
     from .models.checkpoints import safe_load
     from .models.minizoo import WEIGHTS_DIR
     from .storage import atomic_path, atomic_write_text
@@ -468,7 +467,7 @@ def write_example(cfg) -> tuple[Path, Path]:
         state = safe_load(WEIGHTS_DIR / "mini-simclr-s0.pt")
         with atomic_path(ckpt) as tmp:
             torch.save({f"backbone.{k}": v for k, v in state.items()}, tmp)
-    source = runs.dataset(cfg, "medsynth-montgomery")            # one folder per class
+    source = inputs.dataset(cfg, "medsynth-montgomery")            # one folder per class
     for i in range(len(source)):
         target = example / "my_xrays" / source.classes[source.labels[i]].split(" (")[0] / f"{i:04d}.png"
         if not target.is_file():

@@ -147,9 +147,9 @@ def test_pixel_baseline_learns_a_separable_task_and_not_noise():
 def test_learnability_table_on_the_smoke_profile(tmp_path):
     cfg = config.resolve("smoke", cache_dir=str(tmp_path), image_size=32)
     df = pages.learnability_table(cfg, ["medsynth-montgomery", "medsynth-amd"]).set_index("MedSynth set")
-    from medssl_utils import runs
+    from medssl_utils.pipeline import inputs
 
-    man, _ = runs.manifest(cfg, "medsynth-amd")
+    man, _ = inputs.manifest(cfg, "medsynth-amd")
     assert df.loc["medsynth-amd", "Test"] == (man.split == "test").sum()
     assert df.loc["medsynth-amd", "Train + val"] == (man.split != "test").sum()
     assert df["Chance (%)"].between(50, 60).all()

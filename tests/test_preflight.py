@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from medssl_utils import cli, config, runs
+from medssl_utils import cli, config
+from medssl_utils.pipeline import grid
 from medssl_utils.preflight import PreflightError
 from medssl_utils.protocols.fewshot import FewShotError
 from tests.fixtures import real_datasets as fx
@@ -77,7 +78,7 @@ def test_small_fewshot_classes_fail_before_any_extraction(tmp_path):
                          cache_dir=str(tmp_path / "cache"), results_dir=str(tmp_path / "r"), dataset_scale=0.2,
                          image_size=32, n_episodes=10)
     with pytest.raises(FewShotError, match="medsynth-bach.*fewer than"):
-        runs.run_grid(cfg, ["fewshot"], progress=False)
+        grid.run(cfg, ["fewshot"], progress=False)
     assert not (tmp_path / "cache" / "features").exists()
     assert not (tmp_path / "r").exists() or not list(Path(tmp_path / "r").rglob("*.csv"))
 
@@ -95,10 +96,10 @@ def test_a_corrupt_image_is_found_before_extraction_and_skip_needs_no_restart(tm
     bad = next((tmp_path / "data").rglob(f"CXR_png/{stem}.png"))
     fx.truncate(bad, 0.3)
     with pytest.raises(PreflightError, match=rf"'montgomery'.*1 unreadable image.*{stem}.png.*on_bad_image: skip"):
-        runs.run_grid(_montgomery_cfg(tmp_path), ["fewshot"], progress=False)
+        grid.run(_montgomery_cfg(tmp_path), ["fewshot"], progress=False)
     assert not (tmp_path / "cache" / "features").exists()     # nothing was extracted
     with pytest.warns(UserWarning, match="skipped 1 of 80"):
-        rows = runs.run_grid(_montgomery_cfg(tmp_path, on_bad_image="skip"), ["fewshot"], progress=False)
+        rows = grid.run(_montgomery_cfg(tmp_path, on_bad_image="skip"), ["fewshot"], progress=False)
     assert len(rows) == 1 and rows.value.iloc[0] > 0
 
 
@@ -110,9 +111,9 @@ def test_the_image_scan_is_done_once_per_dataset_version(tmp_path, monkeypatch):
     monkeypatch.setattr(_common, "image_problem", lambda p: calls.append(p) or real(p))
     fx.write_montgomery(tmp_path / "data", 40)
     cfg = _montgomery_cfg(tmp_path)
-    runs.run_grid(cfg, ["fewshot"], progress=False)
+    grid.run(cfg, ["fewshot"], progress=False)
     assert len(calls) == 80 and len(list((tmp_path / "cache" / "image-scans").glob("montgomery-*.json"))) == 1
-    runs.run_grid(cfg, ["fewshot"], progress=False, models=["mini-random-s1"])   # new unit, same dataset
+    grid.run(cfg, ["fewshot"], progress=False, models=["mini-random-s1"])   # new unit, same dataset
     assert len(calls) == 80                                                       # not scanned again
 
 

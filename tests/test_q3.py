@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from medssl_utils import config, reference, runs
+from medssl_utils import config, reference
+from medssl_utils.pipeline import analyses, grid, inputs
+from tests.fixtures.spies import spy
 from medssl_utils.book import report_q3
-from medssl_utils.analysis import driver
 from medssl_utils.models.minizoo.arch import ARCH_NAME, FEATURE_DIM, INPUT_SIZE
 from medssl_utils.models.registry import MODELS, ModelSpec, register
 from medssl_utils.results import COLUMNS
@@ -41,10 +42,10 @@ def tiny(tmp_path, results="res", **kw):
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
+def q3_grid(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("q3")
     cfg = tiny(tmp)
-    return tmp, cfg, driver.run_analysis_grid(cfg, progress=False)
+    return tmp, cfg, grid.run(cfg, grid.ANALYSES, progress=False)
 
 
 def _key(df):
@@ -52,8 +53,8 @@ def _key(df):
         ["protocol", "dataset", "metric"]).reset_index(drop=True)
 
 
-def test_rows_have_the_schema_and_the_expected_metrics(grid):
-    _, cfg, rows = grid
+def test_rows_have_the_schema_and_the_expected_metrics(q3_grid):
+    _, cfg, rows = q3_grid
     assert list(rows.columns) == COLUMNS
     assert (rows.question == "Q3").all() and (rows.source == "this run").all() and (rows.profile == "smoke").all()
     got = set(zip(rows.protocol, rows.dataset, rows.metric))
@@ -76,45 +77,45 @@ def test_rows_have_the_schema_and_the_expected_metrics(grid):
     sal = [e for e, p in zip(extra, rows.protocol) if p == "saliency"]
     assert all(e["image_size"] == 24 and e["patch"] == 1 for e in sal)
     # the sample image is the first test image of the last class, in manifest order
-    man, _ = runs.manifest(cfg, "medsynth-eyepacs")
+    man, _ = inputs.manifest(cfg, "medsynth-eyepacs")
     test = man[man.split == "test"]
     assert {e["sample_id"] for e, d in zip(extra, rows.dataset) if d == "medsynth-eyepacs" and "sample_id" in e} == \
         {test[test.label == test.label.max()].id.iloc[0]}
 
 
-def test_outcomes_are_stored(grid):
-    _, cfg, _ = grid
-    smap = driver.outcome(cfg, "saliency", MODEL, "medsynth-chexpert", "saliency_map")
+def test_outcomes_are_stored(q3_grid):
+    _, cfg, _ = q3_grid
+    smap = grid.outcome(cfg, "saliency", MODEL, "medsynth-chexpert", "saliency_map")
     assert smap.shape == (24, 24)     # patch 1 -> nothing cropped
-    rec = driver.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "reconstruction")
-    orig = driver.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "original")
+    rec = grid.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "reconstruction")
+    orig = grid.outcome(cfg, "reconstruction", MODEL, "medsynth-chexpert", "original")
     assert rec.dtype == np.uint8 and rec.shape == orig.shape == (INPUT_SIZE, INPUT_SIZE, 3)
-    src = driver.outcome(cfg, "saliency", MODEL, SOURCE, "image")
+    src = grid.outcome(cfg, "saliency", MODEL, SOURCE, "image")
     assert src.shape == (24, 24, 3) and src.std() > 5          # the corpus image at the saliency size, not blank
-    sims = driver.outcome(cfg, "invariance", MODEL, "medsynth-eyepacs", "similarity_rotation")
-    assert sims.shape == (6, driver.ROTATION_K)
+    sims = grid.outcome(cfg, "invariance", MODEL, "medsynth-eyepacs", "similarity_rotation")
+    assert sims.shape == (6, analyses.ROTATION_K)
 
 
-def test_finished_units_are_skipped_and_changed_settings_rerun(grid, monkeypatch):
-    tmp, cfg, rows = grid
+def test_finished_units_are_skipped_and_changed_settings_rerun(q3_grid, monkeypatch):
+    tmp, cfg, rows = q3_grid
     calls = []
-    for name, fn in list(driver.RUNNERS.items()):
-        monkeypatch.setitem(driver.RUNNERS, name, lambda c, u, fn=fn: calls.append(u) or fn(c, u))
-    again = driver.run_analysis_grid(cfg, progress=False)
+    for name in grid.ANALYSES:
+        spy(monkeypatch, name, calls)
+    again = grid.run(cfg, grid.ANALYSES, progress=False)
     assert calls == []
     pd.testing.assert_frame_equal(_key(again), _key(rows))
     changed = tiny(tmp, options={"datasets": {d: {"scale": 0.2} for d in DATASETS},
                                  "analysis": {"invariance": {"include_identity": True}}})
-    driver.run_analysis_grid(changed, ["invariance"], progress=False)
+    grid.run(changed, ["invariance"], progress=False)
     assert {u.protocol for u in calls} == {"invariance"} and len(calls) == len(DATASETS)
 
 
-def test_sharding_gives_the_same_rows(grid, tmp_path):
-    _, _, rows = grid
+def test_sharding_gives_the_same_rows(q3_grid, tmp_path):
+    _, _, rows = q3_grid
     cfg = tiny(tmp_path, results="sharded")
-    first = driver.run_analysis_grid(cfg, shard=(0, 2), progress=False)
+    first = grid.run(cfg, grid.ANALYSES, shard=(0, 2), progress=False)
     assert 0 < len(first) < len(rows)
-    both = driver.run_analysis_grid(cfg, shard=(1, 2), progress=False)
+    both = grid.run(cfg, grid.ANALYSES, shard=(1, 2), progress=False)
     pd.testing.assert_frame_equal(_key(both), _key(rows), check_exact=False, rtol=1e-6)
 
 
@@ -124,29 +125,29 @@ def test_options_are_validated_and_filter_units(tmp_path):
     with pytest.raises(ConfigError, match="nope"):      # refused by config, before any work
         tiny(tmp_path, options={"analysis": {"saliency": {"nope": 1}}})
     cfg = tiny(tmp_path, options={"analysis": {"reconstruction_datasets": ["medsynth-eyepacs"]}})
-    units = driver.planned_units(cfg)
+    units = grid.plan(cfg, grid.ANALYSES)
     # the filter restricts the run's datasets; the source image has its own switch
     assert {u.dataset for u in units if u.protocol == "reconstruction"} == {"medsynth-eyepacs", SOURCE}
     assert {u.dataset for u in units if u.protocol == "saliency"} == set(DATASETS) | {SOURCE}
     assert {u.dataset for u in units if u.protocol == "invariance"} == set(DATASETS)
     off = tiny(tmp_path, options={"analysis": {"source_image": False}})
-    assert SOURCE not in {u.dataset for u in driver.planned_units(off)}
+    assert SOURCE not in {u.dataset for u in grid.plan(off, grid.ANALYSES)}
     with pytest.raises(ConfigError, match="source_image"):
         tiny(tmp_path, options={"analysis": {"source_image": "yes"}})
-    assert driver.invariances_for("medsynth-bach") == ("hue",) and driver.invariances_for("medsynth-cxr-source") == ()
+    assert analyses.invariances_for("medsynth-bach") == ("hue",) and analyses.invariances_for("medsynth-cxr-source") == ()
 
 
 def test_dip_levels_and_resizing():
-    assert [driver.dip_levels(s) for s in (224, 64, 32)] == [6, 4, 3]
+    assert [analyses.dip_levels(s) for s in (224, 64, 32)] == [6, 4, 3]
     from medssl_utils.models.preprocessing import make_preprocess
     from PIL import Image
 
-    pre = driver.at_size(make_preprocess("imagenet", 32), 24)
+    pre = analyses.at_size(make_preprocess("imagenet", 32), 24)
     assert tuple(pre.to_unit(Image.new("RGB", (64, 48))).shape) == (3, 24, 24)
 
 
-def test_report_tables_put_the_paper_beside(grid):
-    _, cfg, rows = grid
+def test_report_tables_put_the_paper_beside(q3_grid):
+    _, cfg, rows = q3_grid
     for table in report_q3.TABLES:
         this, paper, direction, note = report_q3.table_pair(rows, table)
         ref = reference.paper_rows()
@@ -164,8 +165,8 @@ def test_report_tables_put_the_paper_beside(grid):
     assert list(marks.c) == ["best", "", "second"]
 
 
-def test_correlations_recompute_the_paper_from_its_numbers(grid):
-    _, cfg, rows = grid
+def test_correlations_recompute_the_paper_from_its_numbers(q3_grid):
+    _, cfg, rows = q3_grid
     corr = report_q3.correlations_table(rows, pd.DataFrame())
     assert len(corr) == len(reference.published_correlations())
     mv = corr[corr["where"].str.startswith("s5.3")].iloc[0]

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from medssl_utils import config, runs
+from medssl_utils import config
+from medssl_utils.pipeline import analyses, grid
 from medssl_utils.book import report_q3
-from medssl_utils.analysis import driver
 from medssl_utils.data import source_images
 from medssl_utils.results import COLUMNS
 
@@ -70,9 +70,9 @@ def test_invariance_tables_follow_the_paper_order():
 
 def test_missing_imagenet_under_paper_is_a_not_run_cell(tmp_path):
     cfg = paper_cfg(tmp_path)
-    spec, why = driver.source_status(cfg)
+    spec, why = analyses.source_status(cfg)
     assert spec.name == "source-imagenet" and why == "not run: no ImageNet image under data_root/imagenet"
-    units = driver.planned_units(cfg)                               # no exception, and no source unit
+    units = grid.plan(cfg, grid.ANALYSES)                               # no exception, and no source unit
     assert units and not any(source_images.is_source(u.dataset) for u in units)
     rows = fake_rows(["pirl", "byol"], ["chexpert", "shenzhen"])
     this, *_ = report_q3.table_pair(rows, "A7", cfg=cfg)
@@ -88,11 +88,11 @@ def test_an_imagenet_image_under_paper_is_the_source(tmp_path):
     (cfg.data_root / "imagenet" / "val").mkdir(parents=True)
     Image.new("RGB", (40, 30), (200, 10, 10)).save(cfg.data_root / "imagenet" / "val" / "b.JPEG")
     Image.new("RGB", (40, 30), (10, 200, 10)).save(cfg.data_root / "imagenet" / "val" / "a.png")
-    spec, why = driver.source_status(cfg)
+    spec, why = analyses.source_status(cfg)
     assert why is None
-    ds, i, _ = driver.sample_input(cfg, "source-imagenet")
+    ds, i, _ = analyses.sample_input(cfg, "source-imagenet")
     assert ds.ids == ["val/a.png"] and np.asarray(ds.image(i))[0, 0, 1] == 200        # first in sorted order
-    units = driver.planned_units(cfg)
+    units = grid.plan(cfg, grid.ANALYSES)
     assert {u.protocol for u in units if u.dataset == "source-imagenet"} == {"saliency", "reconstruction"}
     assert len([u for u in units if u.dataset == "source-imagenet"]) == 2 * len(cfg.analysis_models)
 
@@ -111,13 +111,13 @@ def test_source_cache_key_differs_from_every_dataset(tmp_path):
     cfg = config.resolve("smoke", cache_dir=str(tmp_path / "cache"), results_dir=str(tmp_path / "res"),
                          datasets=["medsynth-chexpert", "medsynth-bach"], image_size=32, analysis_models=["mini-sup-s0"],
                          options={"datasets": {d: {"scale": 0.05} for d in ("medsynth-chexpert", "medsynth-bach")}})
-    spec = driver.source_image(cfg)
+    spec = analyses.source_image(cfg)
     assert spec.name == "source-fractaldb-mini"
-    src = driver.input_key(cfg, runs.Unit("saliency", "mini-sup-s0", spec.name))
-    keys = {driver.input_key(cfg, runs.Unit("saliency", "mini-sup-s0", d)) for d in cfg.datasets}
+    src = analyses.input_key(cfg, grid.Unit("saliency", "mini-sup-s0", spec.name))
+    keys = {analyses.input_key(cfg, grid.Unit("saliency", "mini-sup-s0", d)) for d in cfg.datasets}
     assert len(keys) == 2 and src not in keys
     assert src.rsplit("__", 1)[1] not in {k.rsplit("__", 1)[1] for k in keys}       # the content digest too
-    assert src == driver.input_key(cfg, runs.Unit("reconstruction", "mini-sup-s0", spec.name))
+    assert src == analyses.input_key(cfg, grid.Unit("reconstruction", "mini-sup-s0", spec.name))
 
 
 def test_figure_models_are_the_papers_when_present():

@@ -398,11 +398,12 @@ def test_manifest_on_fixture(data_root, name):
 
 # ---------------------------------------------------------------- the split a run uses (issue 19, defects 1 and 2)
 def _run_manifest(tmp_path, root, name, options):
-    from medssl_utils import config, runs
+    from medssl_utils import config
+    from medssl_utils.pipeline import inputs
 
     cfg = config.resolve("smoke", data_root=str(root), datasets=[name], cache_dir=str(tmp_path / "cache"),
                          results_dir=str(tmp_path / "results"), options={"datasets": {name: options}})
-    return runs.manifest(cfg, name)[0]
+    return inputs.manifest(cfg, name)[0]
 
 
 def test_runs_use_chexpert_official_valid_when_asked(data_root, tmp_path):

@@ -156,7 +156,8 @@ def test_split_by_is_a_checked_option(tmp_path, name):
 
 def test_runs_take_split_by_from_options(tmp_path):
     """The switch reaches the run's manifest through ``options.datasets`` like the other loader options."""
-    from medssl_utils import config, runs
+    from medssl_utils import config
+    from medssl_utils.pipeline import inputs
 
     root = tmp_path / "data"
     fx.write_chexpert(root, 6)
@@ -165,7 +166,7 @@ def test_runs_take_split_by_from_options(tmp_path):
         cfg = config.resolve("smoke", data_root=str(root), datasets=["chexpert"], cache_dir=str(tmp_path / "cache"),
                              results_dir=str(tmp_path / "results"),
                              options={"datasets": {"chexpert": {"split_by": unit}}})
-        got[unit] = runs.manifest(cfg, "chexpert")[0]
+        got[unit] = inputs.manifest(cfg, "chexpert")[0]
     assert "group" in got["patient"] and "group" not in got["image"]
     ds = load_dataset("chexpert", data_root=root, split_by="image")
     assert got["image"].equals(old_make_manifest(ds, "random_60_40", cfg.seed))

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from medssl_utils import config, rehearsal, runs
-from medssl_utils.analysis import driver
+from medssl_utils import config, rehearsal
+from medssl_utils.data.registry import get_spec as dataset_spec
+from medssl_utils.pipeline import grid, inputs
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +22,10 @@ def paper_cfg(tmp_path_factory):
 
 
 def _grid(cfg, protocols):
-    rows = runs.run_grid(cfg, protocols, progress=False)
+    rows = grid.run(cfg, protocols, progress=False)
     got = {(r.protocol, r.model, r.dataset) for r in rows.itertuples()}
     want = {(p, m, d) for m in rehearsal.CI_MODELS for d in rehearsal.CI_DATASETS for p in protocols
-            if (p == "fewshot" or p in runs.dataset_spec(d).manyshot) and (p != "finetune" or m in cfg.finetune_models)}
+            if (p == "fewshot" or p in dataset_spec(d).manyshot) and (p != "finetune" or m in cfg.finetune_models)}
     assert got == want and len(want) >= 4
     assert rows.value.between(0, 100).all()
 
@@ -38,7 +39,7 @@ def test_the_paper_grid_runs_on_the_rehearsal(paper_cfg):
 def test_finetune_and_analyses_run_on_the_rehearsal(paper_cfg):
     cfg = paper_cfg
     _grid(cfg, ["fewshot", "linear", "finetune"])
-    q3 = driver.run_analysis_grid(cfg, progress=False)
+    q3 = grid.run(cfg, grid.ANALYSES, progress=False)
     assert set(q3.model) == set(cfg.analysis_models) and {"saliency", "reconstruction"} <= set(q3.protocol)
 
 
@@ -53,7 +54,7 @@ def test_the_converted_weights_are_checked_like_real_ones(paper_cfg):
     status = fetch.status(paper_cfg.weights_dir)
     assert set(rehearsal.CI_MODELS) <= set(status[status.columns[0]])
     for m in rehearsal.CI_MODELS:
-        bb = runs.backbone(paper_cfg, m)
+        bb = inputs.backbone(paper_cfg, m)
         assert bb.weights_hash and not bb.weights_hash.startswith("random")
 
 

@@ -8,7 +8,8 @@ import torchvision
 import yaml
 from PIL import Image
 
-from medssl_utils import config, runs, user_entries
+from medssl_utils import config, user_entries
+from medssl_utils.pipeline import grid, inputs, transfer
 from medssl_utils.config import ConfigError
 from medssl_utils.data.registry import get_spec as dataset_spec
 from medssl_utils.data.registry import load_dataset
@@ -78,10 +79,10 @@ def test_a_prefixed_torchvision_state_dict_loads_as_the_declared_model(tmp_path,
 def test_new_weights_under_the_same_name_give_a_new_weights_hash(tmp_path, model_yml):
     """The hash keys the feature cache: replacing the checkpoint must never reuse features of the old one."""
     _resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"])
-    first = runs.backbone(_resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"]), "my-r18").weights_hash
+    first = inputs.backbone(_resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"]), "my-r18").weights_hash
     _save_prefixed(tmp_path / "r18.pt", _resnet18_state(seed=1))
     cfg = _resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"])   # the changed file re-registers
-    second = runs.backbone(cfg, "my-r18").weights_hash
+    second = inputs.backbone(cfg, "my-r18").weights_hash
     assert first != second
 
 
@@ -100,7 +101,7 @@ def test_an_imagefolder_with_three_classes(tmp_path, data_yml):
     ds = load_dataset("my-folder")
     assert len(ds) == 108 and np.bincount(ds.labels).tolist() == [36, 36, 36]
     assert ds.ids[0] == "cat_a/000.png" and ds.image(0).size == (16, 16)
-    man, _ = runs.manifest(cfg, "my-folder")
+    man, _ = inputs.manifest(cfg, "my-folder")
     assert set(man.split) == {"train", "val", "test"}
     before = ds.fingerprint
     Image.new("RGB", (16, 16)).save(tmp_path / "folder" / "cat_a" / "000.png")   # an edited image: a new fingerprint
@@ -120,7 +121,7 @@ def test_a_csv_dataset_with_its_own_columns_and_split(tmp_path):
     assert spec.classes == ("well", "sick") and spec.modality == "chest X-ray" and spec.split == "official"
     ds = load_dataset("my-csv")
     assert ds.labels[ds.ids.index("cat_b/001.png")] == 1
-    man, _ = runs.manifest(cfg, "my-csv")
+    man, _ = inputs.manifest(cfg, "my-csv")
     assert (man.split == "test").sum() == 20        # the CSV's test rows, exactly
     assert set(man.id[man.split == "test"]) == {i for i in ds.ids if int(i[-7:-4]) % 4 == 0}
 
@@ -224,27 +225,28 @@ def test_end_to_end_your_model_on_medsynth_and_a_mini_model_on_your_folder(tmp_p
     cfg = _resolve(tmp_path, extra_models=[str(model_yml)], extra_datasets=[str(data_yml)],
                    models=["my-r18", "mini-sup-s0"], datasets=["medsynth-eyepacs"],
                    options={"linear": {"tol": 1e-4}})   # 512-d x 5 classes goes to lbfgs: 20 s at the default 1e-8
-    runs.run_grid(cfg, ["fewshot"], progress=False)
-    rows = runs.run_grid(cfg, ["fewshot", "linear"], models=["my-r18"], progress=False)   # linear: ours only (time)
+    grid.run(cfg, ["fewshot"], progress=False)
+    rows = grid.run(cfg, ["fewshot", "linear"], models=["my-r18"], progress=False)   # linear: ours only (time)
     mine = rows[rows.model == "my-r18"]
     assert set(mine.protocol) == {"fewshot", "linear"} and (mine.value.between(0, 100)).all()
     from medssl_utils.book import report
 
-    table = report.run_table(runs.run_grid(cfg, ["fewshot"], progress=False), "fewshot")
+    table = report.run_table(grid.run(cfg, ["fewshot"], progress=False), "fewshot")
     assert "My ResNet-18" in table.index and "Mini supervised" in table.index
     # a smoke model on the user's folder: the unit runner, preflight's data checks and the report as for a built-in
     cfg = _resolve(tmp_path, extra_datasets=[str(data_yml)], models=["mini-sup-s0"], datasets=["my-folder"])
     from medssl_utils.preflight import check_data
 
     check_data(cfg, ["fewshot"])
-    out, outcomes = runs.run_fewshot_unit(cfg, runs.Unit("fewshot", "mini-sup-s0", "my-folder"))
+    out, outcomes = transfer.run_fewshot_unit(cfg, grid.Unit("fewshot", "mini-sup-s0", "my-folder"),
+                                               transfer.FewShotSettings.from_config(cfg))
     assert out[0]["dataset"] == "my-folder" and json.loads(out[0]["extra"])["n_way"] == 3
     assert outcomes["episode_accuracy"].shape == (10,)
 
 
 def test_the_grid_runs_on_a_user_folder_without_data_root(tmp_path, data_yml):
     cfg = _resolve(tmp_path, extra_datasets=[str(data_yml)], models=["mini-random-s0"], datasets=["my-folder"])
-    rows = runs.run_grid(cfg, ["fewshot"], progress=False)
+    rows = grid.run(cfg, ["fewshot"], progress=False)
     assert list(rows.dataset.unique()) == ["my-folder"]
 
 

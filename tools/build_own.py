@@ -58,7 +58,7 @@ recipe's seed-0 values; "My X-rays" holds the MedSynth Montgomery images, so its
 bring your own.
 """),
     code("""
-rows = runs.run_grid(own, ["fewshot"], progress=False)
+rows = grid.run(own, ["fewshot"], progress=False)
 report.styled(report.run_table(rows, "fewshot"), "own-fewshot", f"Few-shot accuracy: your entries and the built-ins "
               f"({own.profile} profile, {own.n_episodes} episodes)")
 """, tags=["hide-input"]),

@@ -17,7 +17,7 @@ deviation across seeds in brackets.
     parameters_cell(),
     setup_cell(),
     code("""
-rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"])
+rows = grid.run(cfg, grid.TRANSFER)
 print(f"{len(rows)} result rows from {rows.model.nunique()} models on {rows.dataset.nunique()} datasets")
 """, tags=["hide-input"]),
     md("""

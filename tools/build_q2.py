@@ -16,7 +16,7 @@ MoCo on that set (MIMIC-CheXpert-like).
     parameters_cell(),
     setup_cell(),
     code("""
-rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"])
+rows = grid.run(cfg, grid.TRANSFER)
 this = report.scaled_task_rows(rows)
 paper = report.paper_scaled_task_rows(list(cfg.datasets))
 """, tags=["hide-input"]),

@@ -24,10 +24,9 @@ not the paper's models.
     setup_cell(),
     code("""
 from medssl_utils.book import report_q3 as rq
-from medssl_utils.analysis import driver
 
-rows = driver.run_analysis_grid(cfg)
-fewshot = runs.run_grid(cfg, ["fewshot"], models=list(cfg.analysis_models))
+rows = grid.run(cfg, grid.ANALYSES)
+fewshot = grid.run(cfg, ["fewshot"], models=list(cfg.analysis_models))
 dist_metric = rq.distance_metric(rows)
 print(f"{len(rows)} analysis rows: {rows.model.nunique() if len(rows) else 0} models on "
       f"{rows.dataset.nunique() if len(rows) else 0} datasets; perceptual distance: {dist_metric}")

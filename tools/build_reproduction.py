@@ -18,7 +18,7 @@ the paper's checkpoints.
 from medssl_utils import reference
 from medssl_utils.book import claims
 
-rows = runs.run_grid(cfg, ["fewshot", "linear", "finetune"])
+rows = grid.run(cfg, grid.TRANSFER)
 fam, paper_fam = report.family_means(rows), report.paper_family_means(list(cfg.datasets))
 tests_q1 = pd.concat([report.family_tests(cfg, rows, p) for p in ("fewshot", "linear", "finetune")], ignore_index=True)
 tests_q2 = pd.concat([report.family_tests(cfg, rows, p, a="domain-specific", b="self-supervised")
@@ -32,9 +32,8 @@ found = [
                                     tests_q2),
 ]
 from medssl_utils.book import report_q3
-from medssl_utils.analysis import driver
 
-q3 = driver.run_analysis_grid(cfg)
+q3 = grid.run(cfg, grid.ANALYSES)
 found.append(claims.domain_specific_focus(report_q3.family_ad(q3, "in"), report_q3.family_ad(q3, "out"),
                                           report_q3.paper_family_ad("in"), report_q3.paper_family_ad("out")))
 corr = report_q3.correlations_table(q3, rows[rows.protocol == "fewshot"])

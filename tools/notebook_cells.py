@@ -24,7 +24,8 @@ import warnings
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
-from medssl_utils import config, runs
+from medssl_utils import config
+from medssl_utils.pipeline import grid
 from medssl_utils.book import report
 
 warnings.filterwarnings("ignore", category=UserWarning, module="torch")

@@ -2,5 +2,5 @@
 
 Tables and figures beside the paper's (``report``, ``report_q3``), the claims (``claims``), where the sources
 disagree (``sources``), the deviations list (``deviations``) and the reference pages (``pages``). Nothing in
-the pipeline (data, models, features, protocols, analysis, runs) imports from here.
+the pipeline (data, models, features, protocols, analysis, pipeline) imports from here.
 """

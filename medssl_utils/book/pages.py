@@ -142,11 +142,11 @@ def example_figure(cfg, *, per_class: int = 3):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from .. import runs
+    from ..pipeline import inputs
 
     panels = []
     for name in cfg.datasets:
-        ds = runs.dataset(cfg, name)
+        ds = inputs.dataset(cfg, name)
         labels = np.asarray(ds.labels)
         for c, cls in enumerate(ds.classes):
             for i in np.flatnonzero(labels == c)[:per_class]:
@@ -213,11 +213,11 @@ def learnability_table(cfg, names: Iterable[str] | None = None, *, pixels: int =
                        C: float = LEARNABILITY_C) -> pd.DataFrame:
     """Per MedSynth set: pixel-baseline score on the held-out test split of the run's manifest, beside chance.
 
-    The data and split are exactly the ones the protocols use (``runs.dataset``/``runs.manifest`` with the
+    The data and split are exactly the ones the protocols use (``inputs.dataset``/``inputs.manifest`` with the
     run's seed and scale); the classifier is fit on train + val and scored once on test, in percent, with a
     percentile-bootstrap 95 % interval over the test images.
     """
-    from .. import runs
+    from ..pipeline import inputs
     from ..stats import bootstrap_ci
 
     names = [s.name for s in medsynth_specs()] if names is None else list(names)
@@ -226,8 +226,8 @@ def learnability_table(cfg, names: Iterable[str] | None = None, *, pixels: int =
         spec = dataset_spec(name)
         if not spec.synthetic:
             raise PagesError(f"learnability_table: {name!r} is not a MedSynth set")
-        ds = runs.dataset(cfg, name)
-        man, _ = runs.manifest(cfg, name)
+        ds = inputs.dataset(cfg, name)
+        man, _ = inputs.manifest(cfg, name)
         pos = {i: k for k, i in enumerate(ds.ids)}
         tr = man[man.split != "test"]
         te = man[man.split == "test"]

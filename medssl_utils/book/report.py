@@ -261,9 +261,9 @@ def _paper_metric(real_dataset: str) -> str:
 
 def outcome_matrix(cfg, protocol: str, dataset: str, models: list[str], name: str) -> np.ndarray:
     """(seeds, units) outcomes of the models of one group (mini-zoo seeds), for paired tests."""
-    from ..runs import outcomes
+    from ..pipeline.grid import outcome
 
-    return np.stack([np.asarray(outcomes(cfg, protocol, m, dataset, name), dtype=np.float64) for m in models])
+    return np.stack([np.asarray(outcome(cfg, protocol, m, dataset, name), dtype=np.float64) for m in models])
 
 
 OUTCOME_NAME = {"fewshot": "episode_accuracy", "linear": "test_correct", "finetune": "test_correct"}

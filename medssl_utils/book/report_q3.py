@@ -1,6 +1,6 @@
 """Q3 page: Tables A1-A7 and Figures 6-9, A1-A6 of this run beside the paper's published numbers.
 
-Every function takes result rows (``driver.run_analysis_grid`` for the analyses, ``runs.run_grid(cfg,
+Every function takes result rows (``grid.run(cfg, grid.ANALYSES)`` for the analyses, ``grid.run(cfg,
 ["fewshot"])`` for transfer) and returns a table or a figure. The paper's side always comes from the reference
 rows (``reference.paper_rows()``: the printed tables; ``authors_rows()``: the authors' file, for ImageNet top-1).
 
@@ -304,7 +304,7 @@ def table_pair(rows: pd.DataFrame, table: str, digits: int = 3, cfg=None):
     the ImageNet counterpart (the run's source image); with ``cfg``, a run without that image shows the column
     with the reason ("not run: no ImageNet image under data_root/imagenet").
     """
-    from ..analysis import driver
+    from ..pipeline import analyses
 
     protocol, metrics, direction = TABLES[table]
     notes = []
@@ -314,9 +314,9 @@ def table_pair(rows: pd.DataFrame, table: str, digits: int = 3, cfg=None):
                      "1 - SSIM, a substitute that is NOT LPIPS and not on LPIPS's scale")
     sub = rows[rows.protocol == protocol] if rows is not None and len(rows) else rows
     this = run_table(sub, metrics, digits=1 if protocol == "saliency" else digits, order=paper_order(table))
-    if protocol in driver.SOURCE_ANALYSES and len(this):
+    if protocol in analyses.SOURCE_ANALYSES and len(this):
         ran = [d for d in dict.fromkeys(sub.dataset) if is_source(d)]
-        spec, why = driver.source_status(cfg) if cfg is not None else (None, None)
+        spec, why = analyses.source_status(cfg) if cfg is not None else (None, None)
         if ran:
             spec = get_source(ran[0])
             notes.append(f"{spec.title} (the paper's ImageNet column): {spec.description}")
@@ -327,7 +327,7 @@ def table_pair(rows: pd.DataFrame, table: str, digits: int = 3, cfg=None):
 
 # ---------------------------------------------------------------- figures: images and maps
 def _images(cfg, analysis: str, model: str, dataset: str, name: str):
-    from ..analysis.driver import outcome
+    from ..pipeline.grid import outcome
 
     try:
         return outcome(cfg, analysis, model, dataset, name)

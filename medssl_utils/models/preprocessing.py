@@ -83,7 +83,7 @@ def make_preprocess(kind: str, size: int, *, normalisation: str | None = None, r
     """``normalisation`` overrides the model's own: e.g. 'cxr' gives MoCo-CXR the statistics it was
     pretrained with, where the authors (default) fed it ImageNet-normalised input (AUTHORS_CODE.md §0 item 8), and
     'imagenet' for SimCLR-v1 is what the authors' final finetune and saliency runs fed it. A profile sets it
-    per model: ``options: {models: {moco_cxr_r18: {normalisation: cxr}}}`` (``runs.backbone``).
+    per model: ``options: {models: {moco_cxr_r18: {normalisation: cxr}}}`` (``pipeline.inputs.backbone``).
 
     ``fewshot_small_resize`` reproduces the authors' few-shot input for the small datasets: a square resize
     to this side for a 224 px crop (they used 257), scaled in proportion for other input sizes."""

@@ -1,11 +1,10 @@
-"""The Q3 grid: saliency, feature inversion and invariances over (model, dataset), as result rows.
+"""The Q3 analyses of paper section 4.4 as grid units: saliency, feature inversion and invariances.
 
-It works like ``runs.run_grid``: one unit per (analysis, model, dataset), named with ``runs.Unit``; each unit
-writes its rows (and its maps / images as outcomes) through ``ResultsStore``, finished units are skipped and
-``shard=(i, n)`` splits the grid. One addition: a unit also records the settings that shape its numbers
-(``cfg.saliency_image_size``, ``cfg.dip_steps``, ``cfg.invariance_images`` and ``options["analysis"]``),
-because the unit name does not contain them; a stored unit whose settings differ is computed again, so a
-changed switch can never be hidden by an old file.
+One unit per (analysis, model, dataset), run by ``grid`` like the transfer protocols: each writes its rows and
+its maps / images (as outcomes). The settings that shape its numbers (``SaliencySettings`` and its siblings:
+``cfg.saliency_image_size``, ``cfg.dip_steps``, ``cfg.invariance_images`` and ``options["analysis"]``) are
+stored with the rows, so a changed switch can never be hidden by an old file. The tools themselves
+(``analysis/``) take tensors and return arrays; everything that reads the run's data or settings is here.
 
 Facts from the paper (s4.4, s5.3) and the authors' code (AUTHORS_CODE.md §4.4-§4.6):
 - one fixed sample image per dataset for saliency and reconstruction. Ours: the first test-split image of
@@ -33,27 +32,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
-import pandas as pd
-import torch
 
 from .. import features as feat
-from .. import runs
+from ..analysis._common import AnalysisError
+from ..analysis.invariance import (features_of, fit_whitening, horizontal_flips, hue_shifts, invariance,
+                                   multiview_pairs, rotations, similarities)
+from ..analysis.reconstruction import DIP_CHANNELS, DIP_FILTERS, invert_features, perceptual_distance
+from ..analysis.saliency import (PAPER_CROP_SIZE, PAPER_IMAGE_SIZE, attentive_diffusion, occlusion_saliency,
+                                 scaled_patch)
 from ..config import Config
 from ..data.registry import get_spec as dataset_spec
 from ..data.source_images import SourceImageSpec, get_source, is_source, source_for
 from ..models.preprocessing import Preprocess
-from ..results import ResultsStore
-from ._common import AnalysisError
-from .invariance import (features_of, fit_whitening, horizontal_flips, hue_shifts, invariance, multiview_pairs,
-                         rotations, similarities)
-from .reconstruction import DIP_CHANNELS, DIP_FILTERS, invert_features, perceptual_distance
-from .saliency import PAPER_CROP_SIZE, PAPER_IMAGE_SIZE, attentive_diffusion, occlusion_saliency, scaled_patch
+from . import inputs
+from .units import Protocol, Settings, Unit, base_row
 
 ANALYSES = ("saliency", "reconstruction", "invariance")
 INVARIANCES = ("rotation", "hflip", "hue", "multiview")
@@ -117,26 +114,30 @@ def switches(cfg: Config, analysis: str) -> dict:
     return dict(analysis_options(cfg).get(analysis, {}))
 
 
-def settings(cfg: Config, analysis: str) -> dict:
-    """Everything besides (model, dataset, profile, seed) that changes a unit's numbers."""
-    base = {"saliency": {"image_size": cfg.saliency_image_size},
-            "reconstruction": {"dip_steps": cfg.dip_steps},
-            "invariance": {"images": cfg.invariance_images}}[analysis]
-    return {**base, "switches": switches(cfg, analysis)}
+@dataclass(frozen=True)
+class SaliencySettings(Settings):
+    image_size: int                                    # cfg.saliency_image_size
+    switches: dict = field(default_factory=dict)       # options.analysis.saliency
 
 
-def _current(store: ResultsStore, cfg: Config, unit: runs.Unit) -> bool:
-    if not is_source(unit.dataset):
-        return runs.is_current(store, cfg, unit, settings(cfg, unit.protocol))
-    name = unit.name(cfg)       # as runs.is_current, with the source image's own input key
-    if not store.has(name):
-        return False
-    try:
-        stored = store.read_unit(name)
-        same = json.loads(stored.extra.iloc[0]).get("settings") == json.loads(json.dumps(settings(cfg, unit.protocol)))
-        return same and str(stored.cache_key.iloc[0]) == input_key(cfg, unit)
-    except (ValueError, KeyError, IndexError, AttributeError, TypeError):
-        return False
+@dataclass(frozen=True)
+class ReconstructionSettings(Settings):
+    dip_steps: int                                     # cfg.dip_steps
+    switches: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InvarianceSettings(Settings):
+    images: int                                        # cfg.invariance_images
+    switches: dict = field(default_factory=dict)
+
+
+BUDGETS = {"saliency": "saliency_image_size", "reconstruction": "dip_steps", "invariance": "invariance_images"}
+
+
+def _settings(name: str, cls):
+    """The analysis's settings from a Config: its budget parameter and its switches."""
+    return lambda cfg: cls(getattr(cfg, BUDGETS[name]), switches(cfg, name))
 
 
 # ---------------------------------------------------------------- the pretraining-source image
@@ -165,24 +166,24 @@ def sample_input(cfg: Config, name: str):
     if is_source(name):
         ds = _source_dataset(name, str(cfg.data_root) if cfg.data_root else None, str(cfg.cache_dir), cfg.seed)
         return ds, 0, SOURCE_MANIFEST
-    _, mh = runs.manifest(cfg, name)
-    return runs.dataset(cfg, name), sample_index(cfg, name), mh
+    _, mh = inputs.manifest(cfg, name)
+    return inputs.dataset(cfg, name), sample_index(cfg, name), mh
 
 
-def input_key(cfg: Config, unit: runs.Unit) -> str:
+def input_key(cfg: Config, unit: Unit) -> str:
     """The content key of a unit's inputs; a source image's names its own record and pixels."""
     if not is_source(unit.dataset):
-        return runs.input_key(cfg, unit)
+        return inputs.feature_key(cfg, unit.model, unit.dataset)
     ds, _, mh = sample_input(cfg, unit.dataset)
-    return feat.cache_key(runs.backbone(cfg, unit.model), ds, mh)
+    return feat.cache_key(inputs.backbone(cfg, unit.model), ds, mh)
 
 
 # ---------------------------------------------------------------- inputs
 def sample_index(cfg: Config, name: str) -> int:
     """Position (in the dataset's id order) of the dataset's fixed sample image: the first test-split image
     of the last class present in the test split, in manifest order."""
-    ds = runs.dataset(cfg, name)
-    man, _ = runs.manifest(cfg, name)
+    ds = inputs.dataset(cfg, name)
+    man, _ = inputs.manifest(cfg, name)
     test = man[man.split == "test"]
     if test.empty:
         raise AnalysisError(f"dataset {name!r}: the manifest has no test split to take the sample image from")
@@ -205,12 +206,12 @@ def _uint8_hwc(x01) -> np.ndarray:
     return (np.clip(a.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _row(cfg: Config, unit: runs.Unit, key: str, metric: str, value: float, *, n: int, extra: dict,
+def _row(cfg: Config, unit: Unit, settings: Settings, key: str, metric: str, value: float, *, n: int, extra: dict,
          ci: tuple[float, float] | None = None) -> dict:
-    row = runs._base_row(cfg, unit, key) | {"question": "Q3", "metric": metric, "value": float(value), "n": n}
+    row = base_row(cfg, unit, key, "Q3") | {"metric": metric, "value": float(value), "n": n}
     if ci is not None:
         row["ci_low"], row["ci_high"] = float(ci[0]), float(ci[1])
-    row["extra"] = json.dumps({**extra, "settings": settings(cfg, unit.protocol)}, sort_keys=True)
+    row["extra"] = json.dumps({**extra, "settings": settings.as_dict()}, sort_keys=True)
     return row
 
 
@@ -219,43 +220,43 @@ def _source_extra(name: str) -> dict:
     return {"source_image": get_source(name).stands_for} if is_source(name) else {}
 
 
-def run_saliency_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
+def run_saliency_unit(cfg: Config, unit: Unit, settings: SaliencySettings) -> tuple[list[dict], dict]:
     ds, i, mh = sample_input(cfg, unit.dataset)
-    bb = runs.backbone(cfg, unit.model)
-    size = cfg.saliency_image_size
+    bb = inputs.backbone(cfg, unit.model)
+    size = settings.image_size
     x01 = at_size(bb.preprocess, size).to_unit(ds.image(i))
     patch = scaled_patch(size)
-    sw = switches(cfg, "saliency")
+    sw = dict(settings.switches)
     smap = occlusion_saliency(bb.module, x01, bb.preprocess.normalise, patch=patch, progress=False, **sw)
     crop = (size - smap.shape[0]) // 2
     extra = {"sample_id": ds.ids[i], "image_size": size, "patch": patch, "crop": crop,
              "map_shape": list(smap.shape), "paper": f"{PAPER_IMAGE_SIZE} px, 10 px patch, crop to "
                                                     f"{PAPER_CROP_SIZE}", "units": "percent of map pixels",
              **_source_extra(unit.dataset)}
-    row = _row(cfg, unit, feat.cache_key(bb, ds, mh), "attentive_diffusion", attentive_diffusion(smap), n=1,
+    row = _row(cfg, unit, settings, feat.cache_key(bb, ds, mh), "attentive_diffusion", attentive_diffusion(smap), n=1,
                extra=extra)
     return [row], {"saliency_map": smap.astype(np.float32), "image": _uint8_hwc(x01)}
 
 
-def run_reconstruction_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
+def run_reconstruction_unit(cfg: Config, unit: Unit, settings: ReconstructionSettings) -> tuple[list[dict], dict]:
     ds, i, mh = sample_input(cfg, unit.dataset)
-    bb = runs.backbone(cfg, unit.model)
+    bb = inputs.backbone(cfg, unit.model)
     x01 = bb.preprocess.to_unit(ds.image(i))
-    sw = switches(cfg, "reconstruction")
+    sw = dict(settings.switches)
     note = {}
     if "normalise_input" not in sw and bb.preprocess.kind == "histeq":
         # histogram equalisation passes no gradient, so the generator cannot be trained through it
         sw["normalise_input"] = False
         note["normalise_input_note"] = "histogram-equalised model: fed [0, 1] input (as the authors did)"
     levels = dip_levels(int(x01.shape[-1]))
-    rec = invert_features(bb.module, x01, bb.preprocess.normalise, n_steps=cfg.dip_steps, seed=cfg.seed,
+    rec = invert_features(bb.module, x01, bb.preprocess.normalise, n_steps=settings.dip_steps, seed=cfg.seed,
                           channels=DIP_CHANNELS[:levels], filters=DIP_FILTERS[:levels], progress=False, **sw)
     dist = perceptual_distance(x01.numpy(), rec.image, weights_dir=cfg.weights_dir)
     extra = {"sample_id": ds.ids[i], "image_size": int(x01.shape[-1]), "dip_levels": levels,
-             "dip_steps": cfg.dip_steps, "final_feature_mse": float(rec.losses[-1]),
+             "dip_steps": settings.dip_steps, "final_feature_mse": float(rec.losses[-1]),
              "lpips": any(k.startswith("lpips") for k in dist), **note, **_source_extra(unit.dataset)}
     key = feat.cache_key(bb, ds, mh)
-    rows = [_row(cfg, unit, key, m, v, n=1, extra=extra) for m, v in dist.items()]
+    rows = [_row(cfg, unit, settings, key, m, v, n=1, extra=extra) for m, v in dist.items()]
     return rows, {"reconstruction": _uint8_hwc(rec.image), "original": _uint8_hwc(x01),
                   "losses": rec.losses.astype(np.float32)}
 
@@ -273,21 +274,21 @@ def _mean_ci(per_image: np.ndarray) -> tuple[float, float] | None:
     return float(v.mean() - half), float(v.mean() + half)
 
 
-def run_invariance_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]:
+def run_invariance_unit(cfg: Config, unit: Unit, settings: InvarianceSettings) -> tuple[list[dict], dict]:
     names = invariances_for(unit.dataset)
     if not names:
         raise AnalysisError(f"dataset {unit.dataset!r} has no invariances to measure (DatasetSpec.invariances)")
-    ds = runs.dataset(cfg, unit.dataset)
-    bb = runs.backbone(cfg, unit.model)
-    fs = runs.features(cfg, unit.model, unit.dataset)
+    ds = inputs.dataset(cfg, unit.dataset)
+    bb = inputs.backbone(cfg, unit.model)
+    fs = inputs.features(cfg, unit.model, unit.dataset)
     cached = np.asarray(fs.features, dtype=np.float64)
-    sw = switches(cfg, "invariance")
+    sw = dict(settings.switches)
     fit_kw = {k: sw[k] for k in ("shrinkage", "sampling", "eps", "max_images") if k in sw}
     whitening = fit_whitening(cached, seed=cfg.seed, **fit_kw)
     feat_kw = {k: sw[k] for k in ("bn_mode",) if k in sw}
     include_identity = bool(sw.get("include_identity", False))
     rng = np.random.default_rng(cfg.seed)
-    n_img = min(cfg.invariance_images, len(ds))
+    n_img = min(settings.images, len(ds))
     chosen = np.sort(rng.choice(len(ds), size=n_img, replace=False))
     base = {"whitening": whitening.method, "whitening_images": whitening.n_images,
             "include_identity": include_identity}
@@ -320,7 +321,7 @@ def run_invariance_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]
             warnings.simplefilter("ignore", RuntimeWarning)
             per_image = np.nanmean(keep, axis=1)
         extra = {**base, "transform": name, **params, "ci": "normal approximation over images"}
-        rows.append(_row(cfg, unit, fs.key, f"invariance_{name}", value, n=n, extra=extra, ci=_mean_ci(per_image)))
+        rows.append(_row(cfg, unit, settings, fs.key, f"invariance_{name}", value, n=n, extra=extra, ci=_mean_ci(per_image)))
         outcomes[f"similarity_{name}"] = sims.astype(np.float32)
     if not rows:
         raise AnalysisError(f"dataset {unit.dataset!r}: none of the invariances {names} could be measured "
@@ -328,77 +329,38 @@ def run_invariance_unit(cfg: Config, unit: runs.Unit) -> tuple[list[dict], dict]
     return rows, outcomes
 
 
-RUNNERS = {"saliency": run_saliency_unit, "reconstruction": run_reconstruction_unit,
-           "invariance": run_invariance_unit}
+# ---------------------------------------------------------------- the records
+def _datasets(analysis: str):
+    """The run's datasets (those the ``<analysis>_datasets`` filter keeps), then this run's source image when
+    it has one (saliency and reconstruction); with ``datasets`` given, a source image runs only when named."""
+    def pick(cfg: Config, datasets) -> list[str]:
+        if datasets is None:
+            spec, why = source_status(cfg)
+            sources = [spec.name] if spec is not None and why is None else []
+            datasets = list(cfg.datasets)
+        else:
+            sources = [d for d in datasets if is_source(d)]
+            datasets = [d for d in datasets if not is_source(d)]
+        keep = analysis_options(cfg).get(f"{analysis}_datasets")
+        datasets = [d for d in datasets if keep is None or d in keep]
+        if analysis == "invariance":
+            datasets = [d for d in datasets if invariances_for(d)]
+        return datasets + (sources if analysis in SOURCE_ANALYSES else [])
+    return pick
 
 
-# ---------------------------------------------------------------- the grid
-def planned_units(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models: Iterable[str] | None = None,
-                  datasets: Iterable[str] | None = None) -> list[runs.Unit]:
-    """Every (analysis, model, dataset) unit of the grid, in a fixed order (the shards split this list).
-
-    Without ``datasets``: the run's datasets, then (saliency and reconstruction) this run's source image when
-    it has one; with ``datasets``, a source image runs only when named there.
-    """
-    analyses = tuple(analyses)
-    bad = [a for a in analyses if a not in ANALYSES]
-    if bad:
-        raise AnalysisError(f"analyses {bad} unknown; expected some of {ANALYSES}")
-    opts = analysis_options(cfg)
-    models = tuple(models or cfg.analysis_models)
-    if datasets is None:
-        spec, why = source_status(cfg)
-        sources = [spec.name] if spec is not None and why is None else []
-        datasets = tuple(cfg.datasets)
-    else:
-        datasets = tuple(datasets)
-        sources = [d for d in datasets if is_source(d)]
-        datasets = tuple(d for d in datasets if not is_source(d))
-    units = []
-    for a in analyses:
-        ds_ok = opts.get(f"{a}_datasets")
-        m_ok = opts.get(f"{a}_models")
-        for d in datasets:
-            if ds_ok is not None and d not in ds_ok:
-                continue
-            if a == "invariance" and not invariances_for(d):
-                continue
-            units += [runs.Unit(a, m, d) for m in models if m_ok is None or m in m_ok]
-        if a in SOURCE_ANALYSES:
-            units += [runs.Unit(a, m, d) for d in sources for m in models if m_ok is None or m in m_ok]
-    return units
+def _models_filter(analysis: str):
+    def applies(cfg: Config, model: str, data: str) -> bool:
+        keep = analysis_options(cfg).get(f"{analysis}_models")
+        return keep is None or model in keep
+    return applies
 
 
-def run_analysis_grid(cfg: Config, analyses: Iterable[str] = ANALYSES, *, models: Iterable[str] | None = None,
-                      datasets: Iterable[str] | None = None, shard: tuple[int, int] | None = None,
-                      progress: bool = True) -> pd.DataFrame:
-    """Run every analysis unit this worker owns that is not done with the current settings; return the rows of
-    every unit of the grid that is done with them (from any worker)."""
-    from ..progress import bar
-
-    store = ResultsStore(cfg.results_dir)
-    units = planned_units(cfg, analyses, models=models, datasets=datasets)
-    todo = [u for u in runs.my_units(units, shard) if not _current(store, cfg, u)]
-    from ..preflight import before_units, check_files
-
-    before_units(cfg, [u for u in todo if not is_source(u.dataset)], progress=progress)
-    src_todo = [u for u in todo if is_source(u.dataset)]
-    if src_todo:        # the source image is not a registry dataset: only its models' weights to check
-        check_files(cfg, sorted({u.protocol for u in src_todo}), models={u.model for u in src_todo},
-                    datasets=cfg.datasets)
-    for u in bar(todo, desc="analysis units", enabled=progress and bool(todo)):
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            rows, outcomes = RUNNERS[u.protocol](cfg, u)
-        outcomes["seconds"] = np.array([time.perf_counter() - t0])
-        store.write(u.name(cfg), rows, outcomes)
-    done = [u.name(cfg) for u in units if _current(store, cfg, u)]
-    if not done:
-        return pd.DataFrame()
-    return pd.concat([store.read_unit(n) for n in done], ignore_index=True)
+def _analysis(name: str, run, settings) -> Protocol:
+    return Protocol(name, "Q3", run, _settings(name, settings), lambda cfg: cfg.analysis_models, _datasets(name),
+                    _models_filter(name), input_key, seeded=True)
 
 
-def outcome(cfg: Config, analysis: str, model: str, data: str, name: str) -> np.ndarray:
-    """A stored map / image of one unit (e.g. ``"saliency_map"``, ``"reconstruction"``, ``"original"``)."""
-    return runs.outcomes(cfg, analysis, model, data, name)
+PROTOCOLS = (_analysis("saliency", run_saliency_unit, SaliencySettings),
+             _analysis("reconstruction", run_reconstruction_unit, ReconstructionSettings),
+             _analysis("invariance", run_invariance_unit, InvarianceSettings))

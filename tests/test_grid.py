@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl_utils import config, runs
+from medssl_utils import config
+from tests.fixtures.spies import spy
+from medssl_utils.pipeline import grid, inputs
 from medssl_utils.protocols.fewshot import FewShotError
 
 
@@ -23,64 +25,63 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_shards_give_the_same_rows_as_one_worker(tmp_path):
-    one = runs.run_grid(_cfg(tmp_path, "one"), ["fewshot", "linear"], shard=(0, 1), progress=False)
+    one = grid.run(_cfg(tmp_path, "one"), ["fewshot", "linear"], shard=(0, 1), progress=False)
     cfg = _cfg(tmp_path, "two")
-    part0 = runs.run_grid(cfg, ["fewshot", "linear"], shard=(0, 2), progress=False)
-    both = runs.run_grid(cfg, ["fewshot", "linear"], shard=(1, 2), progress=False)
+    part0 = grid.run(cfg, ["fewshot", "linear"], shard=(0, 2), progress=False)
+    both = grid.run(cfg, ["fewshot", "linear"], shard=(1, 2), progress=False)
     assert 0 < len(part0) < len(both)          # worker 0 did only its share; worker 1 then sees all rows
     pd.testing.assert_frame_equal(_sorted(one), _sorted(both))
     # the same episodes for every model: stored once per dataset, reused
-    a = runs.outcomes(cfg, "fewshot", "mini-random-s0", "medsynth-montgomery", "episode_accuracy")
+    a = grid.outcome(cfg, "fewshot", "mini-random-s0", "medsynth-montgomery", "episode_accuracy")
     assert a.shape == (40,)
 
 
 def test_finished_units_are_skipped(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path)
-    runs.run_grid(cfg, ["fewshot"], progress=False)
+    grid.run(cfg, ["fewshot"], progress=False)
     calls = []
-    monkeypatch.setitem(runs.PROTOCOL_RUNNERS, "fewshot", lambda c, u: calls.append(u) or ([], {}))
-    again = runs.run_grid(cfg, ["fewshot"], progress=False)
+    spy(monkeypatch, "fewshot", calls, run=False)
+    again = grid.run(cfg, ["fewshot"], progress=False)
     assert calls == [] and len(again) == 4
 
 
 def test_shard_from_environment(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
-    assert runs.shard_from_env() == (1, 3)
-    units = [runs.Unit("fewshot", f"m{i}", "d") for i in range(7)]
-    assert [u.model for u in runs.my_units(units, None)] == ["m1", "m4"]
+    assert grid.shard_from_env() == (1, 3)
+    units = [grid.Unit("fewshot", f"m{i}", "d") for i in range(7)]
+    assert [u.model for u in grid.my_units(units, None)] == ["m1", "m4"]
     with pytest.raises(ValueError, match="shard"):
-        runs.my_units(units, (3, 3))
+        grid.my_units(units, (3, 3))
 
 
 def test_dataset_too_small_for_episodes_names_it(tmp_path):
     cfg = _cfg(tmp_path, datasets=["medsynth-bach"], dataset_scale=0.2)
     with pytest.raises(FewShotError, match="medsynth-bach.*fewer than the 35 images"):
-        runs.run_grid(cfg, ["fewshot"], progress=False)
+        grid.run(cfg, ["fewshot"], progress=False)
 
 
 def test_finetune_rows_and_history(tmp_path):
     cfg = _cfg(tmp_path, models=["mini-random-s0"], datasets=["medsynth-chexpert"], dataset_scale=0.1)
-    rows = runs.run_grid(cfg, ["finetune"], progress=False)
+    rows = grid.run(cfg, ["finetune"], progress=False)
     assert set(rows.metric) == {"accuracy", "auc"}
     acc = rows[rows.metric == "accuracy"].iloc[0]
     assert acc.ci_low <= acc.value <= acc.ci_high and 0 <= acc.value <= 100
-    hist = runs.outcomes(cfg, "finetune", "mini-random-s0", "medsynth-chexpert", "history")
+    hist = grid.outcome(cfg, "finetune", "mini-random-s0", "medsynth-chexpert", "history")
     assert hist.shape[1] == 3 and np.isfinite(hist[:, 0]).all()
 
 
 def test_a_changed_switch_reruns_the_unit_and_an_unchanged_one_does_not(tmp_path, monkeypatch):
     """A stored unit is reused only with the same settings: an old file never hides a changed switch."""
     cfg = _cfg(tmp_path, models=["mini-random-s0"], datasets=["medsynth-chexpert"])
-    runs.run_grid(cfg, ["linear"], progress=False)
+    grid.run(cfg, ["linear"], progress=False)
     calls = []
-    real = runs.PROTOCOL_RUNNERS["linear"]
-    monkeypatch.setitem(runs.PROTOCOL_RUNNERS, "linear", lambda c, u: calls.append(u) or real(c, u))
-    runs.run_grid(cfg, ["linear"], progress=False)
+    spy(monkeypatch, "linear", calls)
+    grid.run(cfg, ["linear"], progress=False)
     assert calls == []
     changed = _cfg(tmp_path, models=["mini-random-s0"], datasets=["medsynth-chexpert"],
                    options={"linear": {"max_iter": 100}})
-    rows = runs.run_grid(changed, ["linear"], progress=False)
+    rows = grid.run(changed, ["linear"], progress=False)
     assert len(calls) == 1
     assert {json.loads(e)["settings"]["switches"]["max_iter"] for e in rows.extra} == {100}
 
@@ -100,17 +101,17 @@ def test_authors_fewshot_pool_and_square_resize(tmp_path):
     orig = dreg.DATASETS["medsynth-chexpert"]
     dreg.DATASETS["medsynth-chexpert"] = capped
     try:
-        inputs = runs.fewshot_inputs(authors, "medsynth-chexpert")
-        man, _ = runs.manifest(authors, "medsynth-chexpert")
-        ds = runs.dataset(authors, "medsynth-chexpert")
+        fs_in = inputs.fewshot_inputs(authors, "medsynth-chexpert")
+        man, _ = inputs.manifest(authors, "medsynth-chexpert")
+        ds = inputs.dataset(authors, "medsynth-chexpert")
         non_test = sorted(ds.ids.index(i) for i in man.id[man.split != "test"])
-        assert list(inputs.pool) == non_test[:90]
-        ep = runs.episodes(authors, "medsynth-chexpert")
+        assert list(fs_in.pool) == non_test[:90]
+        ep = inputs.episodes(authors, "medsynth-chexpert")
         used = np.union1d(ep.support.ravel(), ep.query.ravel())
         assert set(used) <= set(non_test[:90])
-        assert runs.episodes(paper, "medsynth-chexpert").support.max() >= 90   # the default pool is every image
-        p_rows = runs.run_grid(paper, ["fewshot"], progress=False)
-        a_rows = runs.run_grid(authors, ["fewshot"], progress=False)
+        assert inputs.episodes(paper, "medsynth-chexpert").support.max() >= 90   # the default pool is every image
+        p_rows = grid.run(paper, ["fewshot"], progress=False)
+        a_rows = grid.run(authors, ["fewshot"], progress=False)
     finally:
         dreg.DATASETS["medsynth-chexpert"] = orig
     def key(df, d):
@@ -133,11 +134,11 @@ def test_the_shared_backbone_is_channels_last_once_and_never_mutated(tmp_path):
 
     cfg = _cfg(tmp_path)
     model, data = cfg.models[0], cfg.datasets[0]
-    module = runs.backbone(cfg, model).module
+    module = inputs.backbone(cfg, model).module
     w = next(p for p in module.parameters() if p.dim() == 4)
     assert w.is_contiguous(memory_format=torch.channels_last)
     before = [p.detach().clone() for p in module.parameters()]
-    runs.features(cfg, model, data)
-    assert runs.backbone(cfg, model).module is module
+    inputs.features(cfg, model, data)
+    assert inputs.backbone(cfg, model).module is module
     assert w.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
