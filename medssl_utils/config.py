@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import MedsslError
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class Config:
     invariance_images: int = _param("count", "images averaged for invariances", "100")
     options: dict[str, Any] = _param("mapping", 'switches, e.g. {"finetune": {"schedule": "cosine"}}',
                                      default_factory=dict)
+    n_boot: int = _param("count", "bootstrap resamples behind the 95% CI of linear and finetune test metrics",
+                         "not stated", default=2000)
     extra_models: tuple[str, ...] = _param("files", "YAML file(s) declaring your own models (user_entries.py)",
                                            default=())
     extra_datasets: tuple[str, ...] = _param("files", "YAML file(s) declaring your own datasets (user_entries.py)",
@@ -85,6 +87,7 @@ class Config:
 
 PARAMS: dict[str, Param] = {f.name: f.metadata["param"] for f in fields(Config)}
 _FIELDS = set(PARAMS)
+_DEFAULTS = {f.name: f.default for f in fields(Config) if f.default is not MISSING}   # a profile may leave these out
 
 
 def parameters_source() -> str:
@@ -146,7 +149,7 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
     from .data.registry import DatasetError, get_spec as dataset_spec
     from .models.registry import ModelError, get_spec as model_spec
 
-    values = load_profile(profile)
+    values = {**_DEFAULTS, **load_profile(profile)}
     unknown = set(overrides) - _FIELDS
     if unknown:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; expected some of {sorted(_FIELDS)}")

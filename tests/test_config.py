@@ -76,3 +76,11 @@ def test_one_declaration_per_parameter_feeds_cell_table_and_profiles():
         config.resolve("smoke", dataset_scale="lots")
     with pytest.raises(config.ConfigError, match="'dip_steps' must be a positive integer"):
         config.resolve("smoke", dip_steps=0)
+
+
+def test_a_parameter_with_a_declared_default_needs_no_profile_entry():
+    """``n_boot`` is declared once (Config) with its default; no profile names it, every profile resolves it."""
+    assert all("n_boot" not in config.load_profile(p) for p in config.PROFILES)
+    assert config.resolve("smoke").n_boot == 2000 and config.resolve("smoke", n_boot=500).n_boot == 500
+    with pytest.raises(config.ConfigError, match="'n_boot' must be a positive integer"):
+        config.resolve("smoke", n_boot=0)

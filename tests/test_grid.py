@@ -142,3 +142,16 @@ def test_the_shared_backbone_is_channels_last_once_and_never_mutated(tmp_path):
     assert inputs.backbone(cfg, model).module is module
     assert w.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_n_boot_reaches_the_interval_and_reruns_the_unit(tmp_path, monkeypatch):
+    """A parameter travels config -> the protocol's settings -> the rows: a changed n_boot redoes the unit."""
+    kw = dict(models=["mini-random-s0"], datasets=["medsynth-chexpert"])
+    first = grid.run(_cfg(tmp_path, **kw), ["linear"], progress=False)
+    calls = []
+    spy(monkeypatch, "linear", calls)
+    fewer = grid.run(_cfg(tmp_path, n_boot=200, **kw), ["linear"], progress=False)
+    assert len(calls) == 1
+    assert {json.loads(e)["settings"]["n_boot"] for e in fewer.extra} == {200}
+    assert (first.value.to_numpy() == fewer.value.to_numpy()).all()          # the estimate is not resampled
+    assert not np.allclose(first[["ci_low", "ci_high"]], fewer[["ci_low", "ci_high"]])

@@ -35,33 +35,36 @@ class FewShotSettings(Settings):
 @dataclass(frozen=True)
 class LinearUnitSettings(Settings):
     probe: LinearSettings
+    n_boot: int                                        # cfg.n_boot: resamples of the test-metric CI
     switches: dict = field(default_factory=dict)       # options.linear, as given
 
     @classmethod
     def from_config(cls, cfg: Config) -> "LinearUnitSettings":
         opts = cfg.options.get("linear")
-        return cls(LinearSettings.from_options(opts), dict(opts or {}))
+        return cls(LinearSettings.from_options(opts), cfg.n_boot, dict(opts or {}))
 
     def as_dict(self) -> dict:
         constants = self.probe.as_dict()
         constants.pop("blas_threads")   # speed only: results do not depend on it (tests/test_linear_determinism.py)
-        return json.loads(json.dumps({"constants": constants, "switches": self.switches}))
+        return json.loads(json.dumps({"constants": constants, "n_boot": self.n_boot, "switches": self.switches}))
 
 
 @dataclass(frozen=True)
 class FinetuneSettings(Settings):
     max_steps: int
     eval_every: int
+    n_boot: int                                        # cfg.n_boot: resamples of the test-metric CI
     switches: dict = field(default_factory=dict)       # options.finetune (schedule, augment, batch_size, ...)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "FinetuneSettings":
-        return cls(cfg.finetune_max_steps, cfg.finetune_eval_every, dict(cfg.options.get("finetune", {}) or {}))
+        return cls(cfg.finetune_max_steps, cfg.finetune_eval_every, cfg.n_boot,
+                   dict(cfg.options.get("finetune", {}) or {}))
 
 
 # ---------------------------------------------------------------- rows
 def _metric_rows(cfg: Config, unit: Unit, key: str, metric: str, y_true: np.ndarray, y_pred: np.ndarray,
-                 proba: np.ndarray, extra: dict, settings: Settings) -> list[dict]:
+                 proba: np.ndarray, extra: dict, settings: LinearUnitSettings | FinetuneSettings) -> list[dict]:
     """Headline metric with a bootstrap 95% CI, plus accuracy and (binary tasks) AUC, all in percent."""
     from .. import stats
 
@@ -72,7 +75,7 @@ def _metric_rows(cfg: Config, unit: Unit, key: str, metric: str, y_true: np.ndar
         scores.append(("auc", {"y_score": proba[:, 1]}))
     rows = []
     for m, given in scores:
-        ci = stats.bootstrap_ci(y_true=y_true, metric=m, seed=cfg.seed, **given)
+        ci = stats.bootstrap_ci(y_true=y_true, metric=m, seed=cfg.seed, n_boot=settings.n_boot, **given)
         rows.append(base | {"metric": m, "value": 100 * ci.estimate, "ci_low": 100 * ci.low,
                             "ci_high": 100 * ci.high, "n": len(y_true), "extra": extra})
     return rows
