@@ -253,3 +253,33 @@ def test_the_grid_runs_on_a_user_folder_without_data_root(tmp_path, data_yml):
 def test_user_entries_are_known_as_such(tmp_path, model_yml):
     _resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"])
     assert user_entries.is_user_entry("models", "my-r18") and not user_entries.is_user_entry("models", "mini-sup-s0")
+
+
+@pytest.mark.parametrize("arch, dim", [("resnet18", 512), ("mobilenetv3_small_050", 1024)])
+def test_a_timm_checkpoint_loads_through_the_timm_layout(tmp_path, arch, dim):
+    """``architecture: timm/<name>`` with ``layout: timm``: the classifier is dropped, every other weight lands,
+    and the backbone runs the grid like a built-in (timm is the optional extra ``timm``)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    full = timm.create_model(arch, pretrained=False, num_classes=7)
+    torch.save({"state_dict": full.state_dict(), "epoch": 3}, tmp_path / "timm.pt")
+    entry = _model_entry("timm.pt", name="my-timm", architecture=f"timm/{arch}", layout="timm", strip_prefix=None)
+    yml = _yaml(tmp_path / "timm_models.yml", models=[{k: v for k, v in entry.items() if v is not None}])
+    cfg = _resolve(tmp_path, extra_models=[str(yml)], models=["my-timm"], datasets=["medsynth-montgomery"])
+    bb = load_backbone("my-timm")
+    got = bb.module.state_dict()
+    head = {k for k in full.state_dict() if k not in got}
+    assert head and all(k.split(".")[0] in ("fc", "classifier") for k in head)
+    assert all(torch.equal(got[k], full.state_dict()[k]) for k in got)
+    assert bb.feature_dim == dim and bb.module(torch.zeros(2, 3, 32, 32)).shape == (2, dim)
+    rows = grid.run(cfg, ["fewshot"], progress=False)
+    assert set(rows.model) == {"my-timm"} and rows.value.between(0, 100).all()
+
+
+def test_a_timm_architecture_that_timm_does_not_know_is_one_line(tmp_path):
+    pytest.importorskip("timm")
+    entry = _model_entry("none.pt", name="my-timm", architecture="timm/resnet_nonexistent", layout="timm")
+    yml = _yaml(tmp_path / "bad.yml", models=[entry])
+    with pytest.raises(ConfigError) as err:
+        _resolve(tmp_path, extra_models=[str(yml)], models=["my-timm"])
+    assert "\n" not in str(err.value) and "bad.yml" in str(err.value) and "architecture" in str(err.value)
