@@ -244,3 +244,17 @@ def test_notebooks_call_only_existing_builders(name):
     assert all(hasattr(pages, f) for f in called), sorted(f for f in called if not hasattr(pages, f))
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "source notebooks carry no outputs"
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_terminology_table_groups_the_run_as_table_2():
+    """Table 2's counterpart: the paper profile's 13 models fall into the paper's three categories (5 / 3 / 5),
+    its 8 datasets into 4 in-domain (chest X-ray) and 4 out-of-domain, all read from the registries."""
+    from medssl_utils.models.registry import available
+
+    paper = config.load_profile("paper")
+    t = pages.terminology_table(available("paper"), paper["datasets"]).set_index("Term")
+    assert {k: len(v.split(", ")) for k, v in t["In this run"].items()} == {
+        "supervised": 3, "self-supervised": 5, "domain-specific": 5, "in": 4, "out": 4}
+    assert t.loc["in", "In this run"].startswith("CheXpert")
+    smoke = pages.terminology_table(["mini-random-s0"], ["medsynth-bach"])
+    assert list(smoke.Term) == ["random", "out"]

@@ -17,6 +17,15 @@ families, on a synthetic natural-image corpus and on MedSynth chest X-rays.
 from medssl_utils.book import pages
 """, tags=["remove-cell"]),
     md("""
+## Terminology (the paper's Table 2)
+
+How the pages group this run's models and datasets: model categories come from each registry record's family,
+dataset domains from its domain (chest X-ray or not), as in the paper's Table 2.
+"""),
+    code("""
+pages.show(pages.terminology_table(list(cfg.models) + list(cfg.analysis_models), cfg.datasets))
+""", tags=["hide-input"]),
+    md("""
 ## The paper's 13 checkpoints
 
 Source URLs are where the authors' code fetched each model; the layout names the converter that turns the

@@ -268,6 +268,35 @@ def paper_models_table() -> pd.DataFrame:
                           else c, kind="stable").reset_index(drop=True)
 
 
+FAMILY_MEANING = {"supervised": "supervised pretraining on the source images",
+                  "self-supervised": "self-supervised pretraining on the source images",
+                  "domain-specific": "self-supervised pretraining on chest X-rays",
+                  "random": "no pretraining (random initialisation)"}
+DOMAIN_MEANING = {"in": "in-domain: chest X-rays (the domain-specific models' domain)",
+                  "out": "out-of-domain: not chest X-rays"}
+
+
+def terminology_table(models: Iterable[str], datasets: Iterable[str]) -> pd.DataFrame:
+    """Table 2's counterpart for a run: each model category and dataset domain, with the run's members, read
+    from the registries (``ModelSpec.family``, ``DatasetSpec.domain``); categories no run member has are left out."""
+    from ..models.registry import get_spec as model_spec
+
+    rows = []
+    models, datasets = list(dict.fromkeys(models)), list(dict.fromkeys(datasets))
+    for family, meaning in FAMILY_MEANING.items():
+        members = [model_spec(m).title for m in models if model_spec(m).family == family]
+        if members:
+            rows.append({"Kind": "Models", "Term": family, "Meaning": meaning, "In this run": ", ".join(members)})
+    order = {d: k for k, d in enumerate(PAPER_ORDER)}
+    for domain, meaning in DOMAIN_MEANING.items():
+        members = sorted((d for d in datasets if dataset_spec(d).domain == domain), key=lambda d: order.get(
+            dataset_spec(d).stands_for or d, len(order)))
+        if members:
+            rows.append({"Kind": "Datasets", "Term": domain, "Meaning": meaning,
+                         "In this run": ", ".join(dataset_spec(d).title for d in members)})
+    return pd.DataFrame(rows, columns=["Kind", "Term", "Meaning", "In this run"])
+
+
 def paper_model_notes() -> pd.DataFrame:
     from ..models.registry import available, get_spec
 
