@@ -74,3 +74,16 @@ def test_the_gpu_check_skips_cleanly_without_cuda():
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert res.returncode == 0 and res.stdout.strip() == "skipped: no CUDA device", res.stdout + res.stderr
+
+
+def test_the_pages_show_a_counterpart_of_each_of_the_papers_26_tables_and_figures():
+    """Read off the committed smoke notebooks (the book's pages, executed): every table and figure of the paper
+    has a section that names it and draws it; Table 3's counterpart names every model and dataset of the run."""
+    from pathlib import Path
+
+    cfg = config.resolve("smoke")
+    shown = rehearsal.counterparts(Path(__file__).parent / "notebooks", cfg.models, cfg.datasets)
+    assert len(shown) == 26 and (shown["shown as"] != "missing").all(), shown[shown["shown as"] == "missing"]
+    assert set(shown["shown as"]) == {"table", "figure"}
+    t3 = shown.set_index("counterpart").loc["Table 3"]
+    assert t3["models named"] == len(cfg.models) and t3["datasets named"] == len(cfg.datasets)

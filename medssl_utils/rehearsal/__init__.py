@@ -147,6 +147,11 @@ def rehearse(out: str | Path, *, models: Iterable[str] | None = None, datasets: 
     t = time.perf_counter()
     run_notebooks("paper", generated, names=notebooks, params=params, log=log)
     times["notebooks"] = time.perf_counter() - t
+    shown = counterparts(generated, models, datasets)
+    atomic_write_text(out / "counterparts.csv", shown.to_csv(index=False))
+    missing = list(shown.counterpart[shown["shown as"] == "missing"])
+    log(f"the paper's {len(shown)} tables and figures: {len(shown) - len(missing)} shown"
+        + (f"; missing: {', '.join(missing)}" if missing else "") + f" (table: {out / 'counterparts.csv'})")
     if book:
         t = time.perf_counter()
         index = build_site(out, generated)
@@ -155,3 +160,75 @@ def rehearse(out: str | Path, *, models: Iterable[str] | None = None, datasets: 
     for what, sec in times.items():
         log(f"{what}: {sec:.0f} s")
     return times
+
+
+# The paper's 26 tables and figures; the book has a counterpart of each.
+COUNTERPARTS = (*(f"Table {k}" for k in ("1", "2", "3", "4", *(f"A{i}" for i in range(1, 8)))),
+                *(f"Figure {k}" for k in (*map(str, range(1, 10)), *(f"A{i}" for i in range(1, 7)))))
+
+
+def _sections(cells: list) -> list[tuple[str, list]]:
+    """(markdown text, the code cells up to the next heading) for every markdown cell of a notebook."""
+    out: list[tuple[str, list]] = []
+    for c in cells:
+        src = "".join(c.get("source", ""))
+        if c.get("cell_type") == "markdown":
+            if out and not src.lstrip().startswith("#"):
+                out[-1] = (out[-1][0] + "\n" + src, out[-1][1])      # prose inside the section
+            else:
+                out.append((src, []))
+        elif out:
+            out[-1][1].append(c)
+    return out
+
+
+def _outputs(cells: list) -> tuple[str, int]:
+    """(all text and HTML the cells printed, number of images they drew)."""
+    text, images = [], 0
+    for c in cells:
+        for o in c.get("outputs", []):
+            data = o.get("data", {})
+            images += "image/png" in data or "image/svg+xml" in data
+            for kind in ("text/html", "text/plain", "text/markdown"):
+                part = data.get(kind)
+                text.append("".join(part) if isinstance(part, list) else part or "")
+            text.append("".join(o.get("text", "")))
+    return "\n".join(text), images
+
+
+def counterparts(generated: Path, models: Iterable[str], datasets: Iterable[str]):
+    """Where the executed notebooks show each of the paper's 26 tables and figures: the page, whether a section
+    that names it drew a table or a figure, and how many of the run's models and datasets its outputs name
+    (a model by its title or its group's, a dataset by its title or its paper counterpart's)."""
+    import re
+
+    import pandas as pd
+
+    from ..book.report import group_title
+    from ..data.registry import get_spec as dataset_spec
+    from ..models.registry import get_spec as model_spec
+
+    model_names = {m: {model_spec(m).title, group_title(m)} for m in models}
+    data_names = {d: {dataset_spec(d).title, *([dataset_spec(dataset_spec(d).stands_for).title]
+                                                if dataset_spec(d).stands_for else [])} for d in datasets}
+    pages = {p.stem: _sections(json.loads(p.read_text())["cells"]) for p in sorted(Path(generated).glob("*.ipynb"))}
+    rows = []
+    for label in COUNTERPARTS:
+        want = "figure" if label.startswith("Figure") else "table"
+        best = {"page": "", "shown as": "missing", "models named": 0, "datasets named": 0}
+        for page, sections in pages.items():
+            for text, cells in sections:
+                if not re.search(rf"\b{label}\b", text):
+                    continue
+                shown, images = _outputs(cells)
+                kind = "figure" if images else ("table" if "<table" in shown or "|" in shown else "")
+                if kind != want:
+                    continue
+                found = {"page": page, "shown as": kind,
+                         "models named": sum(any(n in shown for n in names) for names in model_names.values()),
+                         "datasets named": sum(any(n in shown for n in names) for names in data_names.values())}
+                if best["shown as"] == "missing" or (found["models named"], found["datasets named"]) > \
+                        (best["models named"], best["datasets named"]):
+                    best = found
+        rows.append({"counterpart": label, **best})
+    return pd.DataFrame(rows)
