@@ -330,9 +330,10 @@ def run_invariance_unit(cfg: Config, unit: Unit, settings: InvarianceSettings) -
 
 
 # ---------------------------------------------------------------- the records
-def _datasets(analysis: str):
-    """The run's datasets (those the ``<analysis>_datasets`` filter keeps), then this run's source image when
-    it has one (saliency and reconstruction); with ``datasets`` given, a source image runs only when named."""
+def _datasets(analysis: str, on_source: bool, measurable=None):
+    """The run's datasets that the ``<analysis>_datasets`` filter keeps (and ``measurable`` accepts), then this
+    run's source image when the analysis runs ``on_source`` and the run has one; with ``datasets`` given, a
+    source image runs only when named there."""
     def pick(cfg: Config, datasets) -> list[str]:
         if datasets is None:
             spec, why = source_status(cfg)
@@ -342,10 +343,8 @@ def _datasets(analysis: str):
             sources = [d for d in datasets if is_source(d)]
             datasets = [d for d in datasets if not is_source(d)]
         keep = analysis_options(cfg).get(f"{analysis}_datasets")
-        datasets = [d for d in datasets if keep is None or d in keep]
-        if analysis == "invariance":
-            datasets = [d for d in datasets if invariances_for(d)]
-        return datasets + (sources if analysis in SOURCE_ANALYSES else [])
+        datasets = [d for d in datasets if (keep is None or d in keep) and (measurable is None or measurable(d))]
+        return datasets + (sources if on_source else [])
     return pick
 
 
@@ -356,11 +355,11 @@ def _models_filter(analysis: str):
     return applies
 
 
-def _analysis(name: str, run, settings) -> Protocol:
-    return Protocol(name, "Q3", run, _settings(name, settings), lambda cfg: cfg.analysis_models, _datasets(name),
-                    _models_filter(name), input_key, seeded=True)
+def _analysis(name: str, run, settings, measurable=None) -> Protocol:
+    return Protocol(name, "Q3", run, _settings(name, settings), lambda cfg: cfg.analysis_models,
+                    _datasets(name, name in SOURCE_ANALYSES, measurable), _models_filter(name), input_key, seeded=True)
 
 
 PROTOCOLS = (_analysis("saliency", run_saliency_unit, SaliencySettings),
              _analysis("reconstruction", run_reconstruction_unit, ReconstructionSettings),
-             _analysis("invariance", run_invariance_unit, InvarianceSettings))
+             _analysis("invariance", run_invariance_unit, InvarianceSettings, measurable=invariances_for))
