@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     rh.add_argument("--ci", action="store_true", help="the CI-sized rehearsal: 2 models x 2 datasets")
     rh.add_argument("--no-book", action="store_true", help="run the notebooks but do not build the book")
 
-    mz = sub.add_parser("minizoo", help="rebuild mini-zoo checkpoints from scratch (deterministic)")
+    mz = sub.add_parser("minizoo", help="rebuild mini-zoo checkpoints from scratch (deterministic), build budgets "
+                        "in resumable stretches (--budget B --continue), neutral probe (--neutral-probe)",
+                        prefix_chars="+", add_help=False)   # '--name ...', '-h' all go to the trainer's own parser
     mz.add_argument("args", nargs=argparse.REMAINDER, help="arguments of python -m medssl_utils.models.minizoo.train")
 
     args = ap.parse_args(argv)

@@ -5,7 +5,7 @@ formula-driven natural-image stand-in (FractalDB-mini, ``corpus.py``) with the p
 (``recipes.py``), several seeds each, plus two chest-X-ray (MedSynth) domain recipes. The float16 weights are
 committed under ``weights/``; ``manifest.json`` records how each was made and its linear-probe accuracy, and
 ``train.rebuild`` retrains any of them. Only models listed in the manifest are registered, so every
-registered name loads.
+registered name loads. Budget checkpoints (``budget.py``, manifest key ``budgets``) are not registered yet.
 """
 from __future__ import annotations
 

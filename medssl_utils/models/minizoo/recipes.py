@@ -75,7 +75,7 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 
 def augment(x: torch.Tensor, aug: Aug, gen: torch.Generator, out_size: int | None = None) -> torch.Tensor:
     """Batch (N, 3, S, S) in [0, 1] -> augmented batch (N, 3, out, out) in [0, 1]; one draw per image."""
-    n, out = x.shape[0], out_size or x.shape[-1]
+    n, out, dev = x.shape[0], out_size or x.shape[-1], x.device   # draws stay on the CPU generator's stream
     area = _u(n, *aug.scale, gen)
     logr = _u(n, math.log(aug.ratio[0]), math.log(aug.ratio[1]), gen)
     w = torch.sqrt(area * torch.exp(logr)).clamp(max=1.0)
@@ -87,36 +87,36 @@ def augment(x: torch.Tensor, aug: Aug, gen: torch.Generator, out_size: int | Non
     cos, sin = torch.cos(ang), torch.sin(ang)
     theta = torch.stack([torch.stack([w * sx * cos, -h * sin, cx], 1),
                          torch.stack([w * sx * sin, h * cos, cy], 1)], 1)
-    grid = F.affine_grid(theta, [n, 3, out, out], align_corners=False)
+    grid = F.affine_grid(theta.to(dev), [n, 3, out, out], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     jit = (torch.rand(n, generator=gen) < aug.p_jitter).float().view(n, 1, 1, 1)
-    b = 1 + _u(n, -aug.brightness, aug.brightness, gen).view(n, 1, 1, 1) * jit
-    c = 1 + _u(n, -aug.contrast, aug.contrast, gen).view(n, 1, 1, 1) * jit
-    s = 1 + _u(n, -aug.saturation, aug.saturation, gen).view(n, 1, 1, 1) * jit
-    hue = _u(n, -aug.hue, aug.hue, gen) * jit.view(n) * 2 * math.pi
+    b = (1 + _u(n, -aug.brightness, aug.brightness, gen).view(n, 1, 1, 1) * jit).to(dev)
+    c = (1 + _u(n, -aug.contrast, aug.contrast, gen).view(n, 1, 1, 1) * jit).to(dev)
+    s = (1 + _u(n, -aug.saturation, aug.saturation, gen).view(n, 1, 1, 1) * jit).to(dev)
+    hue = (_u(n, -aug.hue, aug.hue, gen) * jit.view(n) * 2 * math.pi).to(dev)
     x = (x * b).clamp(0, 1)
     m = _grey(x).mean(dim=(2, 3), keepdim=True)
     x = ((x - m) * c + m).clamp(0, 1)
     g = _grey(x)
     x = ((x - g) * s + g).clamp(0, 1)
     if aug.hue > 0:  # rotate the chroma plane of YIQ
-        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev)
         q = torch.einsum("ij,njhw->nihw", yiq, x)
         ch, sh = torch.cos(hue).view(n, 1, 1), torch.sin(hue).view(n, 1, 1)
         i2, q2 = q[:, 1] * ch - q[:, 2] * sh, q[:, 1] * sh + q[:, 2] * ch
         q = torch.stack([q[:, 0], i2, q2], 1)
         x = torch.einsum("ij,njhw->nihw", torch.linalg.inv(yiq), q).clamp(0, 1)
     if aug.p_grey > 0:
-        gm = (torch.rand(n, generator=gen) < aug.p_grey).float().view(n, 1, 1, 1)
+        gm = (torch.rand(n, generator=gen) < aug.p_grey).float().view(n, 1, 1, 1).to(dev)
         x = gm * _grey(x).expand_as(x) + (1 - gm) * x
     return x
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:
     """ImageNet normalisation: the mini-zoo models' registered preprocessing ("imagenet")."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 

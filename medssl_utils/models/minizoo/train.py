@@ -8,6 +8,8 @@ accuracies. The same seed gives the same weights on the same machine with the sa
 CLI: ``python -m medssl_utils.models.minizoo.train --all`` (every model, in the build order; models already
 in the manifest with a matching file are skipped unless ``--force``) or ``--name mini-simclr-s0``;
 ``--baselines`` probes the random-init models. Records go into ``manifest.json`` beside the weights.
+``--budget B`` builds the budget axis (``budget.py``: resumable, in stretches; records under ``budgets``) and
+``--neutral-probe`` probes the committed models on classes no recipe trained on (``neutral.py``).
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from torch import nn
 from ...storage import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from .arch import ARCH_NAME, INPUT_SIZE, MiniResNet, build_mini_resnet18_w16
 from .corpus import CORPUS_VERSION, FractalCorpus, make_corpus
-from .recipes import BUILD_ORDER, RECIPES, SEEDS, Recipe, Stage, build_learner, lr_at, model_name, normalise, \
+from .recipes import BUILD_ORDER, RECIPES, SEEDS, Recipe, Stage, build_learner, model_name, normalise, \
     parse_name
+from .resume import DEFAULT_STATE_DIR, run_stage
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
@@ -100,6 +103,12 @@ class Sources:
                 np.savez(fh, images=c.images, labels=c.labels, heldout=c.heldout, n_classes=c.n_classes)
         return c
 
+    def _neutral(self) -> tuple:
+        """The neutral probe's corpus (new classes, never pretrained on): ``neutral.py``."""
+        from .neutral import neutral_set
+
+        return neutral_set()
+
     def _cxr(self) -> tuple:
         from ...data import load_dataset
 
@@ -125,35 +134,9 @@ class Sources:
 def train_stage(learner: nn.Module, stage: Stage, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator,
                 *, steps: int | None = None, batch_size: int | None = None,
                 progress: Callable[[int, float], None] | None = None) -> list[float]:
-    """SGD with warmup + cosine over ``stage.steps`` (or ``steps``); epochs are seeded permutations."""
-    steps = stage.steps if steps is None else steps
-    bs = min(stage.batch_size if batch_size is None else batch_size, len(images))
-    params = [p for p in learner.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
-    sched_stage = stage if steps == stage.steps else Stage(**{**stage.__dict__, "steps": steps,
-                                                              "warmup": min(stage.warmup, steps // 2)})
-    learner.train()
-    losses: list[float] = []
-    perm, pos = torch.randperm(len(images), generator=gen), 0
-    for step in range(steps):
-        if pos + bs > len(perm):
-            perm, pos = torch.randperm(len(images), generator=gen), 0
-        idx = perm[pos:pos + bs]
-        pos += bs
-        for g in opt.param_groups:
-            g["lr"] = lr_at(sched_stage, step)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stage.bf16):
-            loss = learner.loss(images[idx], labels[idx], gen, step)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage.method} stage: loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        learner.after_step(step)
-        losses.append(float(loss.detach()))
-        if progress is not None:
-            progress(step, losses[-1])
-    return losses
+    """SGD with warmup + cosine over ``stage.steps`` (or ``steps``); epochs are seeded permutations. The loop
+    is ``resume.run_stage``, which budget builds also use to stop and resume."""
+    return run_stage(learner, stage, images, labels, gen, steps=steps, batch_size=batch_size, progress=progress)[0]
 
 
 def train_recipe(recipe: Recipe, seed: int, sources: Sources, *, init_state: dict | None = None,
@@ -296,7 +279,20 @@ def rebuild(name: str, out_dir: str | Path, *, progress: bool = True, threads: i
     published.load_state_dict(load_half(path))
     t1 = time.time()
     acc = probe(published, sources, probe_keys(sources))
-    record = {
+    record = make_record(name, recipe_key, recipe, seed, path, sources, curves, init_rec, wall, time.time() - t1,
+                         threads, acc)
+    if steps is not None or batch_size is not None:
+        record["overrides"] = {"steps": steps, "batch_size": batch_size}
+    if progress:
+        print(f"{name}: {wall:.0f}s training, probe {acc}", flush=True)
+    return record
+
+
+def make_record(name: str, recipe_key: str, recipe: Recipe, seed: int, path: Path, sources: Sources,
+                curves: list[list[float]], init_rec: dict | None, wall: float, probe_time: float, threads: int,
+                acc: dict[str, float]) -> dict[str, Any]:
+    """The manifest record of a published checkpoint (``recipe`` as trained: a budget's stages are scaled)."""
+    return {
         "name": name, "recipe": recipe_key, "title": f"{recipe.title} (seed {seed})", "family": recipe.family,
         "method": recipe.method, "train_seed": seed, "arch": ARCH_NAME, "file": path.name,
         "sha256": sha256_file(path), "bytes": path.stat().st_size,
@@ -306,17 +302,12 @@ def rebuild(name: str, out_dir: str | Path, *, progress: bool = True, threads: i
                     "params": dict(st.params)} for st in recipe.stages],
         "steps": sum(st.steps for st in recipe.stages),
         "batch_size": [st.batch_size for st in recipe.stages],
-        "init_from": init_rec, "wall_time_s": round(wall, 1), "probe_time_s": round(time.time() - t1, 1),
+        "init_from": init_rec, "wall_time_s": round(wall, 1), "probe_time_s": round(probe_time, 1),
         "threads": threads, "torch": torch.__version__,
         "loss_curve": [downsample(c) for c in curves],
         "loss_first_last": [[round(float(np.mean(c[:10])), 4), round(float(np.mean(c[-10:])), 4)] for c in curves],
         "probe": acc, "notes": recipe.notes,
     }
-    if steps is not None or batch_size is not None:
-        record["overrides"] = {"steps": steps, "batch_size": batch_size}
-    if progress:
-        print(f"{name}: {wall:.0f}s training, probe {acc}", flush=True)
-    return record
 
 
 def random_baseline(seed: int, sources: Sources) -> dict[str, Any]:
@@ -416,11 +407,11 @@ def all_names() -> list[str]:
     return [model_name(r, s) for s in SEEDS for r in BUILD_ORDER]
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = ap.add_mutually_exclusive_group(required=True)
+    g = ap.add_mutually_exclusive_group()
     g.add_argument("--all", action="store_true", help="build every model in the build order")
-    g.add_argument("--name", nargs="+", help="model name(s), e.g. mini-simclr-s0")
+    g.add_argument("--name", nargs="+", help="model name(s), e.g. mini-simclr-s0 (with --budget: the 1x name)")
     g.add_argument("--baselines", action="store_true", help="probe the random-init models into the manifest")
     g.add_argument("--repack", action="store_true", help="re-serialise published weights byte-stably")
     g.add_argument("--worker", action="store_true",
@@ -431,11 +422,45 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="retrain even if the manifest has the model")
     ap.add_argument("--cache-dir", default=None, help="cache dir for the MedSynth chest-X-ray source")
+    b = ap.add_argument_group("budget builds (issue 17): resumable, in stretches")
+    b.add_argument("--budget", type=int, default=None, help="multiple of today's images seen (1, 4, 16); with "
+                   "--all, --name or --worker, builds mini-<recipe>-b<B>-s<seed> into the manifest's 'budgets'")
+    b.add_argument("--continue", dest="resume", action="store_true",
+                   help="resume a saved stretch (without it an existing state file is an error)")
+    b.add_argument("--stretch-minutes", type=float, default=None, help="save the state and stop after M minutes")
+    b.add_argument("--stretch-steps", type=int, default=None, help="save the state and stop after N steps")
+    b.add_argument("--save-every", type=int, default=200, help="steps between state saves (default 200)")
+    b.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help=f"state files (default {DEFAULT_STATE_DIR})")
+    b.add_argument("--device", default="cpu", help="cpu (deterministic) or cuda")
+    b.add_argument("--import-budgets", default=None, metavar="DIR",
+                   help="copy budget checkpoints and records built elsewhere (DIR/manifest.json, DIR/*.pt) in")
+    n = ap.add_argument_group("neutral probe")
+    n.add_argument("--neutral-probe", action="store_true", help="neutral probe of the committed 1x models and "
+                   "random init (or --name ...) into the manifest's 'neutral_probe'")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = _parser()
     a = ap.parse_args(argv)
+    if not (a.all or a.name or a.baselines or a.repack or a.worker or a.neutral_probe or a.import_budgets):
+        ap.error("one of the arguments --all --name --baselines --repack --worker --neutral-probe --import-budgets "
+                 "is required")
+    if (a.neutral_probe or a.budget is not None) and (a.baselines or a.repack):
+        ap.error("--budget and --neutral-probe do not combine with --baselines or --repack")
     out = Path(a.out)
     manifest = Path(a.manifest) if a.manifest else (MANIFEST if out.resolve() == WEIGHTS_DIR else out / "manifest.json")
-    sources = Sources(a.cache_dir)
+    # budget builds and the neutral probe cache the corpus (10-90 s to generate) like the profiles do
+    sources = Sources(a.cache_dir or (".cache/medssl" if a.budget or a.neutral_probe or a.import_budgets else None))
     torch.set_num_threads(a.threads)
+    if a.import_budgets:
+        from .budget import import_budgets
+
+        return print(f"imported {import_budgets(Path(a.import_budgets), out, manifest)}")
+    if a.neutral_probe:
+        return _neutral(a.name, out, manifest, sources)
+    if a.budget is not None:
+        return _budget(a, out, manifest, sources)
     if a.baselines:
         for s in RANDOM_SEEDS:
             rec = random_baseline(s, sources)
@@ -453,6 +478,34 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: already published, skipped", flush=True)
             continue
         publish(rebuild(name, out, threads=a.threads, sources=sources), manifest)
+
+
+def _neutral(names: list[str] | None, out: Path, manifest: Path, sources: Sources) -> None:
+    from .neutral import neutral_table, probe_published
+
+    probe_published(names, out, manifest, sources)
+    print(f"{'recipe':10} {'seeds':6} {'source %':>20} {'neutral kNN %':>20} {'neutral linear %':>20}")
+    for r in neutral_table(json.loads(manifest.read_text())):
+        cells = [" / ".join(f"{100 * v:.1f}" for v in r[k]) for k in ("source", "knn", "linear")]
+        print(f"{r['recipe']:10} {len(r['seeds']):<6} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20}")
+
+
+def _budget(a: argparse.Namespace, out: Path, manifest: Path, sources: Sources) -> None:
+    """``--budget B``: continue (or start) the budget build, for one stretch."""
+    from . import budget as B
+    from .resume import Stop, stop_on_signals
+
+    if a.device.startswith("cuda"):     # same GPU, same result; the CPU path never reads these
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    b = B.Build(out=out, manifest=manifest, sources=sources, state_dir=Path(a.state_dir), save_every=a.save_every,
+                threads=a.threads, device=a.device, resume=a.resume)
+    deadline = None if a.stretch_minutes is None else time.time() + 60 * a.stretch_minutes
+    with stop_on_signals(Stop(a.stretch_steps, deadline)) as stop:
+        names = a.name or all_names()
+        status = (B.work if a.worker else B.build_all)(names, a.budget, b, stop)
+    left = [n for n in names if not B.is_built(B.budget_name(*parse_name(n), a.budget), b)]
+    print(f"budget {a.budget}: " + ", ".join(f"{k} {v}" for k, v in status.items()) +
+          (f"; {len(left)} model(s) still to build" if left else "; done"), flush=True)
 
 
 def repack(out: Path, manifest: Path = MANIFEST) -> None:
