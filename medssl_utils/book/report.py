@@ -78,7 +78,8 @@ def annotate(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per (group, protocol, dataset, metric): mean over seeds, mean CI half-width, seed SD."""
+    """One line per (group, protocol, dataset, metric): mean over seeds, mean CI half-width, seed SD; groups in
+    the paper's family order (self-supervised, supervised, domain-specific), then in the run's order."""
     r = annotate(rows)
     r = r.assign(half=(r.ci_high - r.ci_low) / 2)
     keys = ["group", "group_title", "family", "paper_model", "protocol", "dataset", "dataset_title",
@@ -86,7 +87,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     out = r.groupby(keys, sort=False, dropna=False).agg(value=("value", "mean"), ci_half=("half", "mean"),
                                                          seed_sd=("value", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan),
                                                          n_seeds=("value", "size")).reset_index()
-    return out
+    rank = [FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER) for f in out.family]
+    return out.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
 
 
 def fmt_cell(value: float, half: float = np.nan, sd: float = np.nan, digits: int = 2) -> str:

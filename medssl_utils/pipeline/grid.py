@@ -100,18 +100,19 @@ def run_unit(cfg: Config, unit: Unit, settings: Settings | None = None) -> None:
 
 
 def collect(cfg: Config, units: Iterable[Unit]) -> pd.DataFrame:
-    """The stored rows of these units (those that exist), one frame."""
+    """The stored rows of these units (those that exist), one frame, in the units' order (the plan's)."""
     store = ResultsStore(cfg.results_dir)
-    names = sorted({u.name(cfg) for u in units})
+    names = list(dict.fromkeys(u.name(cfg) for u in units))
     frames = [store.read_unit(n) for n in names if store.has(n)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def run(cfg: Config, protocols: Iterable[str], *, models: Sequence[str] | None = None,
         datasets: Sequence[str] | None = None, shard: tuple[int, int] | None = None, progress: bool = True,
-        executor: str = "local", executor_options: dict | None = None) -> pd.DataFrame:
+        executor: str | None = None, executor_options: dict | None = None) -> pd.DataFrame:
     """Run every unit this worker owns that is not done with the current settings and inputs; return the rows
-    of every unit of the grid that is done with them (from any worker)."""
+    of every unit of the grid that is done with them (from any worker). ``executor`` (default: the run's
+    ``executor`` parameter) says where the units run; the rows do not depend on it."""
     from ..preflight import before_units
     from ..progress import bar
 
@@ -121,6 +122,7 @@ def run(cfg: Config, protocols: Iterable[str], *, models: Sequence[str] | None =
     current = {u for u in units if is_current(cfg, u, settings[u.protocol], store)}
     todo = [u for u in my_units(units, shard) if u not in current]
     before_units(cfg, todo, progress=progress)   # missing files, small classes, bad images: before any extraction
+    executor = executor or cfg.executor
     if executor == "local":
         for u in bar(todo, desc="units", enabled=progress and bool(todo)):
             run_unit(cfg, u, settings[u.protocol])
@@ -128,7 +130,8 @@ def run(cfg: Config, protocols: Iterable[str], *, models: Sequence[str] | None =
         from ..scale.executors import execute
 
         failed = execute(todo, partial(run_unit, cfg), is_done=partial(is_current, cfg), executor=executor,
-                         options=executor_options, progress=progress)
+                         options=cfg.executor_options if executor_options is None else executor_options,
+                         progress=progress)
         if failed:
             raise MedsslError(f"executor {executor!r}: {len(failed)} unit(s) did not finish after retries, e.g. "
                               f"{failed[0].name(cfg)}; rerun the same command to retry them")
