@@ -10,7 +10,7 @@ PROFILE ?= mini
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[book,test,minizoo]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[book,test,minizoo,cluster,timm]'
 	touch $(STAMP)
 
 setup: $(STAMP)

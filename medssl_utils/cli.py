@@ -28,6 +28,13 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def _with_executor(args) -> dict[str, Any]:
+    params = _params(args.params)
+    if args.executor:
+        params["executor"] = args.executor
+    return params
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="medssl", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -39,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--suffix", default="", help="appended to output file names")
     nb.add_argument("--force", action="store_true")
     nb.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE", help="parameter override (YAML value)")
+    nb.add_argument("--executor", help="where the grid's units run: local | submitit | ray (the parameter 'executor')")
 
     rn = sub.add_parser("run", help="run a grid of (protocol, model, dataset) units; shardable")
     rn.add_argument("--profile", default="mini")
     rn.add_argument("--protocols", default="fewshot,linear,finetune")
     rn.add_argument("--shard", help="i/n: this worker's share (default: RANK/WORLD_SIZE or SLURM variables)")
     rn.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
+    rn.add_argument("--executor", help="local | submitit (SLURM array jobs) | ray; settings: -p executor_options={...}")
 
     ck = sub.add_parser("check", help="validate a profile and overrides, then exit")
     ck.add_argument("--profile", default="mini")
@@ -91,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "notebooks":
             from .notebooks import run_notebooks
 
-            run_notebooks(args.profile, args.out, names=args.only, params=_params(args.params), force=args.force,
+            run_notebooks(args.profile, args.out, names=args.only, params=_with_executor(args), force=args.force,
                           suffix=args.suffix)
         elif args.cmd == "run":
             from .pipeline import grid
 
-            cfg = resolve(args.profile, **_params(args.params))
+            cfg = resolve(args.profile, **_with_executor(args))
             protocols = grid.check_protocols(p.strip() for p in args.protocols.split(",") if p.strip())
             rows = grid.run(cfg, protocols, shard=_shard(args.shard))   # checks files and data before work
             print(f"{len(rows)} result rows under {cfg.results_dir}")

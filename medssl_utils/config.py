@@ -43,6 +43,7 @@ KINDS = {  # kind: (annotation in the parameters cell, what a value must be)
     "number": ("Optional[float]", "a number"),
     "mapping": ("Optional[dict]", "a mapping"),
     "files": ("Optional[list]", "YAML file path(s), or null"),
+    "executor": ("Optional[str]", "local, submitit or ray"),
 }
 
 
@@ -76,6 +77,10 @@ class Config:
                                      default_factory=dict)
     n_boot: int = _param("count", "bootstrap resamples behind the 95% CI of linear and finetune test metrics",
                          "not stated", default=2000)
+    executor: str = _param("executor", "where the grid's units run: local (this process) | submitit (SLURM array "
+                                       "jobs) | ray; results are the same", default="local")
+    executor_options: dict[str, Any] = _param("mapping", "executor settings, e.g. {partition: gpu, gpus_per_task: 1} "
+                                                         "(scale/executors.py)", default_factory=dict)
     extra_models: tuple[str, ...] = _param("files", "YAML file(s) declaring your own models (user_entries.py)",
                                            default=())
     extra_datasets: tuple[str, ...] = _param("files", "YAML file(s) declaring your own datasets (user_entries.py)",
@@ -215,6 +220,14 @@ def resolve(profile: str = "mini", **overrides: Any) -> Config:
         values.setdefault(key, {})
         if not isinstance(values[key], dict):
             raise ConfigError(f"parameter {key!r} must be a mapping")
+    from .scale.executors import EXECUTORS, ExecutorOptions
+
+    if values["executor"] not in EXECUTORS:
+        raise ConfigError(f"parameter 'executor': {values['executor']!r}; expected one of {', '.join(EXECUTORS)}")
+    try:
+        ExecutorOptions.from_options(values["executor_options"])     # one line naming a bad key
+    except MedsslError as exc:
+        raise ConfigError(f"parameter {exc}") from None
     cfg = Config(**values)
     from .preflight import check_options
 

@@ -229,13 +229,25 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
     del out
     if pos != n:
         raise FeatureError(f"{backbone.name} on {dataset.name}: extracted {pos} of {n} rows")
+    return commit_entry(entry, key, backbone, dataset, manifest_hash, partial)
+
+
+def commit_entry(entry: Path, key: str, backbone: Backbone, dataset: ImageDataset, manifest_hash: str,
+                 finished: Path) -> FeatureSet:
+    """Make ``finished`` (a fully written, flushed (N, D) float32 .npy in ``entry``) the entry's features.
+
+    Shared by every extractor (``extract``, ``scale.ray_extract``), so all write one layout: ids, the rename,
+    then ``meta.json`` last (the mark of a complete entry). Call it holding the entry's lock.
+    """
+    n, d = len(dataset), backbone.feature_dim
     atomic_write_text(entry / "ids.json", json.dumps(list(dataset.ids)))
-    os.replace(partial, entry / "features.npy")
+    os.replace(finished, entry / "features.npy")
     meta = {"key": key, "model": backbone.name, "dataset": dataset.name, "n": n, "dim": d,
             "weights": backbone.weights_hash, "preprocess": backbone.preprocess.key,
             "manifest": manifest_hash, "fingerprint": dataset.fingerprint, "version": FEATURE_CACHE_VERSION}
     atomic_write_text(entry / "meta.json", json.dumps(meta, indent=1))
-    prog_path.unlink(missing_ok=True)
+    (entry / "progress.json").unlink(missing_ok=True)
+    (entry / "features.partial.npy").unlink(missing_ok=True)   # another extractor's leftover, now superseded
     return _open(entry, key)
 
 

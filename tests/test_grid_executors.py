@@ -1,0 +1,41 @@
+"""The grid through each executor (#18): local, submitit (its local cluster: real subprocesses, no SLURM) and Ray
+(a local Ray) give the same rows, byte for byte after sorting; the results store is the one place they meet."""
+import pytest
+
+from medssl_utils import config
+from medssl_utils.pipeline import grid
+
+pytest.importorskip("submitit")
+pytest.importorskip("ray")
+
+MODELS = ["mini-random-s0", "mini-sup-s0"]
+DATASETS = ["medsynth-montgomery", "medsynth-chexpert"]
+
+
+def _cfg(tmp_path, executor, **options):
+    return config.resolve("smoke", models=MODELS, datasets=DATASETS, analysis_models=MODELS[:1],
+                          cache_dir=str(tmp_path / "cache"), results_dir=str(tmp_path / f"results-{executor}"),
+                          n_episodes=40, dataset_scale=0.3, image_size=32, saliency_image_size=24,
+                          executor=executor, executor_options=options)
+
+
+def _csv(rows) -> str:
+    keys = ["protocol", "model", "dataset", "metric"]
+    return rows.drop(columns=["code_version"]).sort_values(keys).to_csv(index=False)
+
+
+def test_three_executors_give_the_same_rows(tmp_path):
+    protocols = ["fewshot", "linear", "saliency"]
+    local = grid.run(_cfg(tmp_path, "local"), protocols, progress=False)
+    sub = grid.run(_cfg(tmp_path, "submitit", cluster="local", folder=str(tmp_path / "submitit"), chunk_size=3),
+                   protocols, progress=False)
+    ray = grid.run(_cfg(tmp_path, "ray", ray_num_cpus=2), protocols, progress=False)
+    assert len(local) >= 10 and set(local.protocol) == set(protocols)
+    assert _csv(local) == _csv(sub) == _csv(ray)
+
+
+def test_an_unknown_executor_or_option_is_one_line(tmp_path):
+    with pytest.raises(config.ConfigError, match="parameter 'executor': 'slurm'; expected one of local, submitit, ray"):
+        _cfg(tmp_path, "slurm")
+    with pytest.raises(config.ConfigError, match="executor_options: unknown key"):
+        _cfg(tmp_path, "submitit", partitoin="gpu")
