@@ -26,7 +26,7 @@ book: notebooks
 # Unit tests plus the nbval regression of the committed smoke-profile notebooks, in one pytest run.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest tests --nbval-lax --nbval-sanitize-with tests/notebooks/sanitize.cfg -q
+	$(BIN)/pytest tests --nbval-lax --nbval-sanitize-with tests/notebooks/sanitize.cfg -q --durations=15
 
 # Rewrite notebooks/ from their builders in tools/ (the source of truth; a test checks they agree).
 notebook-sources: $(STAMP)
