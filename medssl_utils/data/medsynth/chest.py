@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (batched, blur, col, ellipse, gauss, grid, smooth_noise, soft_step, to_uint8, uniform)
-from .views import assign_views
+from .views import assign_views, patient_labels
 
 VERSION = 4
 
@@ -345,9 +345,7 @@ def render_chest(rng: np.random.Generator, labels: np.ndarray, size: int, *, nam
                  pair_fraction: float = 0.0):
     """Render a chest set: per-patient anatomy/findings, per-image pose and acquisition, views in pairs."""
     patient, view, pairs = assign_views(labels, pair_fraction)
-    n_pat = int(patient.max()) + 1
-    plabel = np.empty(n_pat, np.int64)
-    plabel[patient] = labels
+    plabel = patient_labels(patient, labels)
     has = policy(rng, plabel)
     pp = draw_patients(rng, has)
     n = len(labels)

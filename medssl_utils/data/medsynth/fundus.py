@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import batched, blur, col, ellipse, gauss, grid, smooth_noise, soft_step, splat, to_uint8, uniform
-from .views import assign_views
+from .views import assign_views, patient_labels
 
 VERSION = 3
 
@@ -198,9 +198,8 @@ def render_fundus(rng: np.random.Generator, labels: np.ndarray, size: int, *, na
                   pair_fraction: float = 0.0):
     """Render a fundus set; with ``pair_fraction`` > 0, patients contribute a left and a right eye."""
     patient, view, pairs = assign_views(labels, pair_fraction)
-    n_pat = int(patient.max()) + 1
-    plabel = np.empty(n_pat, np.int64)
-    plabel[patient] = labels
+    plabel = patient_labels(patient, labels)
+    n_pat = len(plabel)
     u = lambda lo, hi, m=n_pat: uniform(rng, lo, hi, m)  # noqa: E731
     base = np.asarray(style.base, np.float32) * (1 + style.base_jitter * rng.standard_normal((n_pat, 3)))
     pat = {  # per patient: shared by both eyes

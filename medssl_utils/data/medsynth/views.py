@@ -29,3 +29,10 @@ def assign_views(labels: np.ndarray, pair_fraction: float) -> tuple[np.ndarray, 
             next_patient += 1
     pairs.sort()
     return patient, view, pairs
+
+
+def patient_labels(patient: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The label of each patient (both views of a patient share it): what the renderers draw findings from."""
+    plabel = np.empty(int(patient.max()) + 1, np.int64)
+    plabel[patient] = labels
+    return plabel
