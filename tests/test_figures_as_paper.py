@@ -181,3 +181,22 @@ def test_run_tables_use_paper_order_and_readable_headers(rows):
     tt = report.tests_table(tests, a="SSL", b="supervised")
     assert list(tt.columns) == ["protocol", "dataset", "SSL mean", "supervised mean", "difference", "significant"]
     assert tt.dataset.iloc[0].startswith("MedSynth-CheXpert")
+
+
+def test_paired_tests_do_not_depend_on_the_order_of_the_rows(tmp_path):
+    """The family means are sums over recipes: summed in a fixed order, shuffled rows give the same p-values."""
+    from medssl_utils import config
+    from medssl_utils.book import report
+    from medssl_utils.pipeline import grid
+
+    cfg = config.resolve("smoke", models=["mini-sup-s0", "mini-simclr-s0", "mini-moco-s0", "mini-byol-s0"],
+                         datasets=["medsynth-montgomery"], n_episodes=60, dataset_scale=0.3, image_size=32,
+                         cache_dir=str(tmp_path / "c"), results_dir=str(tmp_path / "r"))
+    rows = grid.run(cfg, ["fewshot"], progress=False)
+    r = report.annotate(rows)
+    for order in (r.iloc[::-1], r.iloc[[1, 3, 0, 2]], r.iloc[[2, 0, 3, 1]]):
+        fam = report._pair_outcomes(cfg, order, "fewshot", "medsynth-montgomery", "self-supervised", "family")
+        ref = report._pair_outcomes(cfg, r, "fewshot", "medsynth-montgomery", "self-supervised", "family")
+        assert fam.shape == (1, 60) and fam.tobytes() == ref.tobytes()      # bit for bit
+    a = report.family_tests(cfg, rows, "fewshot")
+    pd.testing.assert_frame_equal(a, report.family_tests(cfg, rows.iloc[::-1].reset_index(drop=True), "fewshot"))

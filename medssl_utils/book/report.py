@@ -276,9 +276,10 @@ OUTCOME_SCALE = {"fewshot": 1.0, "linear": 100.0, "finetune": 100.0}
 
 def _pair_outcomes(cfg, sub: pd.DataFrame, protocol: str, dataset: str, name: str, by: str) -> np.ndarray | None:
     """(seeds, units) outcomes of one group (a recipe's seeds) or one family (its groups averaged seed by seed:
-    seed k of every recipe), or None when ``sub`` has no model of it."""
-    groups = [list(dict.fromkeys(sub[(sub[by] == name) & (sub.group == g)].model))
-              for g in dict.fromkeys(sub[sub[by] == name].group)]
+    seed k of every recipe), or None when ``sub`` has no model of it. Groups and models in name order, so the
+    sums, hence the tests, do not depend on the order the rows come in."""
+    groups = [sorted(set(sub[(sub[by] == name) & (sub.group == g)].model))
+              for g in sorted(set(sub[sub[by] == name].group))]
     if not groups:
         return None
     per_group = [outcome_matrix(cfg, protocol, dataset, ms, OUTCOME_NAME[protocol]) for ms in groups]
