@@ -87,3 +87,22 @@ def test_the_pages_show_a_counterpart_of_each_of_the_papers_26_tables_and_figure
     assert set(shown["shown as"]) == {"table", "figure"}
     t3 = shown.set_index("counterpart").loc["Table 3"]
     assert t3["models named"] == len(cfg.models) and t3["datasets named"] == len(cfg.datasets)
+
+
+def test_every_fabricated_dataset_leaves_each_class_enough_for_a_few_shot_episode(tmp_path):
+    """The rehearsal fabricates as few images as the protocols allow (extraction of 13 models dominates its
+    time): each class keeps 37 non-test images under the patient-level split, 35 being one episode's need."""
+    from medssl_utils.protocols.fewshot import N_QUERY, N_SHOT
+    from medssl_utils.rehearsal.publishers import WRITERS
+
+    names = list(WRITERS)
+    rehearsal.fabricate_data(tmp_path / "data", names)
+    (tmp_path / "weights").mkdir()
+    cfg = config.resolve("paper", **rehearsal.parameters(tmp_path, ["supervised_r18"], names))
+    total = 0
+    for name in names:
+        man, _ = inputs.manifest(cfg, name)
+        per_class = man[man.split != "test"].groupby("label").size()
+        assert per_class.min() >= N_SHOT + N_QUERY, (name, per_class.to_dict())
+        total += len(man)
+    assert total <= 1500
