@@ -26,11 +26,14 @@ from typing import Iterable
 from ..config import REHEARSAL_MARKER, project_root
 from ..storage import atomic_write_text
 
-# Per-run budget: small enough for a 2-core CPU, large enough that every protocol and analysis runs. Finetuning
-# takes batches of 8 (a legal switch, shown on the deviations page) because 4 steps at the paper's batch of
-# 64 cost about 60 s per ResNet-50 unit here.
-QUICK = {"n_episodes": 20, "finetune_max_steps": 4, "finetune_eval_every": 2, "dip_steps": 10,
-         "saliency_image_size": 32, "invariance_images": 4, "options": {"finetune": {"batch_size": 8}}}
+# Per-run budget: small enough for a 2-core CPU, large enough that every protocol and analysis runs. Measured on
+# the full 13 x 8 run (2026-12-05, loaded machine): extraction for every model and dataset 45 min, finetune 9 min,
+# saliency 5 min, reconstruction 35 min at 10 DIP steps (224 px generators), invariance about 30 s a unit with
+# 20 rotations. Hence finetuning in batches of 8 (4 steps at the paper's 64 took about 60 s per ResNet-50 unit),
+# 4 DIP steps and 4 rotation angles: legal switches, shown on the deviations and methods pages.
+QUICK = {"n_episodes": 20, "finetune_max_steps": 4, "finetune_eval_every": 2, "dip_steps": 4,
+         "saliency_image_size": 32, "invariance_images": 4,
+         "options": {"finetune": {"batch_size": 8}, "analysis": {"invariance": {"rotation_k": 4}}}}
 # The writers' ``n_per_class`` for each dataset: the smallest count (measured with the patient-level splits)
 # that leaves every class 37 non-test images, two more than a few-shot episode takes (20 shots + 15
 # queries). Extraction dominates the rehearsal (13 models x every image at 224 px), so every image counts:
