@@ -39,3 +39,34 @@ def test_an_unknown_executor_or_option_is_one_line(tmp_path):
         _cfg(tmp_path, "slurm")
     with pytest.raises(config.ConfigError, match="executor_options: unknown key"):
         _cfg(tmp_path, "submitit", partitoin="gpu")
+
+
+def test_a_killed_submitit_run_resumes_without_redoing_finished_units(tmp_path):
+    """Kill -9 the driver and its local array jobs once the first unit is stored; the same call again finishes
+    the grid, and the units stored before the kill keep their files (not computed again)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "submitit"
+    kw = dict(models=["mini-random-s0", "mini-sup-s0", "mini-simclr-s0"], datasets=["medsynth-montgomery"],
+              cache_dir=str(tmp_path / "cache"), results_dir=str(tmp_path / "results"), n_episodes=40,
+              dataset_scale=0.3, image_size=32, executor="submitit",
+              executor_options={"cluster": "local", "folder": str(folder), "chunk_size": 1, "array_parallelism": 1})
+    code = ("from medssl_utils import config; from medssl_utils.pipeline import grid; "
+            f"grid.run(config.resolve('smoke', **{kw!r}), ['fewshot'], progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    rows = tmp_path / "results" / "rows"
+    deadline = time.time() + 240
+    while not (rows.is_dir() and any(rows.iterdir())) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    subprocess.run(["pkill", "-9", "-f", str(folder)], check=False)        # the array jobs submitit started
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in rows.iterdir()}
+    assert 1 <= len(before) < 3, before
+    done = grid.run(config.resolve("smoke", **kw), ["fewshot"], progress=False)
+    assert set(done.model) == set(kw["models"])
+    assert all((rows / n).stat().st_mtime_ns == t for n, t in before.items())
