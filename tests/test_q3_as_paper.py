@@ -55,7 +55,7 @@ def test_run_table_in_the_paper_order_with_the_source_column_last(table, protoco
     # paper order: ... EyePACS, BACH, iC-AMD, ..., CheXpert, ImageNet; headers as the paper prints them
     assert list(this.columns) == ["EyePACS†", "BACH†", "iC-AMD†", "CheXpert†", "source corpus†"]
     assert this.index.name == "Model" and this.columns.name is None
-    assert list(this.index) == ["Mini supervised", "Mini SimCLR"]
+    assert list(this.index) == ["Mini SimCLR", "Mini supervised"]    # the paper's family order: self-supervised first
     assert "ImageNet" in note and "FractalDB-mini" in note
 
 
