@@ -99,13 +99,26 @@ def _array_fast_path(dataset: ImageDataset, preprocess) -> bool:
             and not preprocess.square)
 
 
+def array_batch(images: np.ndarray, preprocess) -> torch.Tensor:
+    """(N, H, W, 3) uint8 at the input side -> the model's input: the whole-batch path of ``_array_fast_path``."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return preprocess.normalise(x.float().div_(255))
+
+
+def embed(model: torch.nn.Module, x: torch.Tensor, dev: torch.device, amp: bool) -> np.ndarray:
+    """One batch through a model already in eval mode and channels_last: the forward every extractor runs
+    (fp16 autocast only on a GPU when ``amp``), float32 features out."""
+    x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if (amp and dev.type == "cuda") else nullcontext()
+    with torch.inference_mode(), autocast:
+        return model(x).float().cpu().numpy()
+
+
 def _batches(dataset: ImageDataset, preprocess, start: int, batch_size: int, num_workers: int,
              pin: bool) -> Iterator[torch.Tensor]:
     if _array_fast_path(dataset, preprocess):
-        images = dataset.images
         for s in range(start, len(dataset), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).permute(0, 3, 1, 2)
-            yield preprocess.normalise(x.float().div_(255))
+            yield array_batch(dataset.images[s:s + batch_size], preprocess)
         return
     loader = DataLoader(_Preprocessed(dataset, preprocess, start), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=pin)
@@ -197,29 +210,26 @@ def _extract_locked(backbone: Backbone, dataset: ImageDataset, entry: Path, key:
     model = model.to(dev).eval()
     if convert:
         model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if (amp and dev.type == "cuda") else nullcontext()
     bar = _progress(total=n, initial=done, desc=f"features {backbone.name} / {dataset.name}", enabled=progress)
     pos = done
     try:
-        with torch.inference_mode(), autocast:
-            batches = _batches(dataset, backbone.preprocess, done, batch_size, num_workers, dev.type == "cuda")
-            for b, x in enumerate(batches):
-                x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                f = model(x).float().cpu().numpy()
-                if f.shape != (len(x), d):
-                    raise FeatureError(f"{backbone.name}: forward gave features of shape {f.shape}; expected "
-                                       f"({len(x)}, {d}) (feature_dim in the model registry)")
-                if not np.isfinite(f).all():
-                    bad = pos + int(np.flatnonzero(~np.isfinite(f).all(axis=1))[0])
-                    raise FeatureError(f"{backbone.name} on {dataset.name}: non-finite (NaN/inf) features, first at "
-                                       f"row {bad} (id {dataset.ids[bad]!r}); check the weights and the input "
-                                       "preprocessing. Nothing was cached for these rows.")
-                out[pos:pos + len(f)] = f
-                pos += len(f)
-                bar.update(len(f))
-                if (b + 1) % checkpoint_every == 0:
-                    out.flush()
-                    atomic_write_text(prog_path, json.dumps({"done": pos, "key": key}))
+        batches = _batches(dataset, backbone.preprocess, done, batch_size, num_workers, dev.type == "cuda")
+        for b, x in enumerate(batches):
+            f = embed(model, x, dev, amp)
+            if f.shape != (len(x), d):
+                raise FeatureError(f"{backbone.name}: forward gave features of shape {f.shape}; expected "
+                                   f"({len(x)}, {d}) (feature_dim in the model registry)")
+            if not np.isfinite(f).all():
+                bad = pos + int(np.flatnonzero(~np.isfinite(f).all(axis=1))[0])
+                raise FeatureError(f"{backbone.name} on {dataset.name}: non-finite (NaN/inf) features, first at "
+                                   f"row {bad} (id {dataset.ids[bad]!r}); check the weights and the input "
+                                   "preprocessing. Nothing was cached for these rows.")
+            out[pos:pos + len(f)] = f
+            pos += len(f)
+            bar.update(len(f))
+            if (b + 1) % checkpoint_every == 0:
+                out.flush()
+                atomic_write_text(prog_path, json.dumps({"done": pos, "key": key}))
     finally:
         bar.close()
         model.train(was_training)

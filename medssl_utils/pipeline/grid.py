@@ -135,7 +135,8 @@ def run(cfg: Config, protocols: Iterable[str], *, models: Sequence[str] | None =
         if failed:
             raise MedsslError(f"executor {executor!r}: {len(failed)} unit(s) did not finish after retries, e.g. "
                               f"{failed[0].name(cfg)}; rerun the same command to retry them")
-    return collect(cfg, [u for u in units if u in current or u in set(todo)])
+    done = current | set(todo)
+    return collect(cfg, [u for u in units if u in done])
 
 
 def outcome(cfg: Config, protocol: str, model: str, data: str, name: str) -> np.ndarray:

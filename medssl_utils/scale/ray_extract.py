@@ -12,7 +12,6 @@ import importlib
 import logging
 import re
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from ..data.base import ImageDataset
 from ..errors import MedsslError
 from ..features import (FeatureError, FeatureSet, _array_fast_path, _complete, _entry_lock, _is_channels_last, _open,
-                        cache_key, commit_entry, resolve_device)
+                        array_batch, cache_key, commit_entry, embed, resolve_device)
 from ..models.registry import Backbone
 from .executors import require, ray_session
 
@@ -194,8 +193,7 @@ def load_rows(batch: dict[str, np.ndarray], dataset: ImageDataset, preprocess) -
     dataset = _resolve(dataset)
     idx = np.asarray(batch["data"], dtype=np.int64)
     if _array_fast_path(dataset, preprocess):
-        x = torch.from_numpy(np.ascontiguousarray(dataset.images[idx])).permute(0, 3, 1, 2)
-        x = preprocess.normalise(x.float().div_(255))
+        x = array_batch(dataset.images[idx], preprocess)
     else:
         x = torch.stack([preprocess(dataset.image(int(i))) for i in idx])
     return {"row": idx, "x": x.numpy()}
@@ -215,11 +213,7 @@ class Embed:
         self.amp = amp and self.dev.type == "cuda"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(batch["x"])).to(self.dev, non_blocking=True)
-        x = x.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast(device_type="cuda", dtype=torch.float16) if self.amp else nullcontext()
-        with torch.inference_mode(), autocast:
-            f = self.model(x).float().cpu().numpy()
+        f = embed(self.model, torch.from_numpy(np.ascontiguousarray(batch["x"])), self.dev, self.amp)
         return {"row": np.asarray(batch["row"], dtype=np.int64), "f": f}
 
 
