@@ -21,7 +21,7 @@ from .progress import ENV as PROGRESS_ENV, terminal_target
 from .storage import atomic_path
 
 NOTEBOOKS = ("q1_supervised_vs_selfsupervised", "q2_domain_specific", "q3_what_features_encode",
-             "reproduction", "datasets", "models", "methods", "own_model_dataset")
+             "reproduction", "budget", "datasets", "models", "methods", "own_model_dataset")
 
 
 def package_digest() -> str:

@@ -26,7 +26,9 @@ FAMILY_LABEL = {"self-supervised": "SSL (ImageNet)", "supervised": "Supervised",
 
 # ---------------------------------------------------------------- names and groups
 def group_of(model: str) -> str:
-    return model_spec(model).extra.get("recipe", model)
+    """A mini-zoo recipe at one pretraining budget (its seeds pool); any other model is its own group."""
+    extra = model_spec(model).extra
+    return extra.get("group", extra.get("recipe", model))
 
 
 def group_title(model: str) -> str:

@@ -1,0 +1,154 @@
+"""Issue 17, item 3: the budget page's arithmetic (curves, neutral gap, projection) and the claims per budget."""
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from medssl_utils.book import report, report_budget as rb  # noqa: E402
+from medssl_utils.models.minizoo import read_manifest  # noqa: E402
+from medssl_utils.models.registry import MODELS, available, get_spec  # noqa: E402
+
+
+def _fake_budget(monkeypatch, base: str, budget: int, images: int | None = None) -> str:
+    """Register ``base``'s weights under a budget name (the same checkpoint, so results must equal the base's)."""
+    available()
+    spec = get_spec(base)
+    recipe, seed = spec.extra["recipe"], spec.extra["seed"]
+    name = f"mini-{recipe}-b{budget}-s{seed}"
+    extra = dict(spec.extra, budget=budget, group=f"{recipe}-b{budget}",
+                 images_seen=images or spec.extra["images_seen"] * budget,
+                 recipe_title=f"{spec.extra['recipe_title']} x{budget}")
+    monkeypatch.setitem(MODELS, name, dataclasses.replace(spec, name=name, extra=extra))
+    return name
+
+
+def test_every_mini_model_carries_its_budget_and_images_seen():
+    available()
+    manifest = read_manifest()
+    for name, rec in manifest["models"].items():
+        spec = get_spec(name)
+        assert spec.extra["budget"] == 1
+        own = sum(st["steps"] * st["batch_size"] for st in rec["stages"])
+        parent = (rec.get("init_from") or {}).get("name")
+        assert spec.extra["images_seen"] == own + (get_spec(parent).extra["images_seen"] if parent else 0) > 0
+    assert get_spec("mini-random-s0").extra["budget"] == 0
+    for name, rec in manifest.get("budgets", {}).items():
+        spec = get_spec(name)
+        parent = (rec.get("init_from") or {}).get("name")
+        assert spec.extra["budget"] == rec["budget"] > 1
+        assert spec.extra["images_seen"] == rec["images_seen"] + (get_spec(parent).extra["images_seen"] if parent else 0)
+        assert report.group_of(name) == f"{rec['recipe']}-b{rec['budget']}" != report.group_of(rec["base_model"])
+
+
+def test_budget_siblings_add_the_same_recipe_and_seed_only(monkeypatch):
+    a = _fake_budget(monkeypatch, "mini-simclr-s0", 4)
+    b = _fake_budget(monkeypatch, "mini-simclr-s1", 4)
+    _fake_budget(monkeypatch, "mini-byol-s0", 4)
+    got = rb.budget_siblings(["mini-sup-s0", "mini-simclr-s0", "mini-random-s0"])
+    assert got[:3] == ["mini-sup-s0", "mini-simclr-s0", "mini-random-s0"]
+    assert a in got and b not in got and "mini-byol-b4-s0" not in got
+
+
+def _rows(values: dict) -> pd.DataFrame:
+    out = []
+    for (p, d, m), v in values.items():
+        out.append({"protocol": p, "model": m, "dataset": d, "metric": report.headline_metric(p, d),
+                    "value": float(v), "ci_low": v - 1.0, "ci_high": v + 1.0, "extra": ""})
+    return pd.DataFrame(out)
+
+
+def test_transfer_curve_puts_all_budgets_on_one_scale_without_random_init(monkeypatch):
+    b4 = _fake_budget(monkeypatch, "mini-simclr-s0", 4)
+    vals = {}
+    for d, shift in (("medsynth-chexpert", 0.0), ("medsynth-bach", 10.0)):
+        for m, v in (("mini-sup-s0", 80.0), ("mini-simclr-s0", 60.0), (b4, 70.0), ("mini-random-s0", 0.0)):
+            vals[("fewshot", d, m)] = v + shift
+    c = rb.transfer_curve(_rows(vals))
+    got = {(r.recipe, r.budget): r.value for r in c.itertuples()}
+    # scaled per dataset over sup, simclr 1x, simclr 4x (random init, far below, is not on the scale)
+    assert got == {("sup", 1): 1.0, ("simclr", 1): 0.0, ("simclr", 4): 0.5}
+    assert set(c.protocol) == {"fewshot"}
+    assert c.set_index(["recipe", "budget"]).images_seen[("simclr", 4)] == 4 * get_spec("mini-simclr-s0").extra[
+        "images_seen"]
+
+
+def _manifest(knn: dict) -> dict:
+    """Neutral-probe records for registered models: {name: kNN accuracy (0-1)}; budget names are fakes."""
+    models, budgets = {}, {}
+    for n, v in knn.items():
+        rec = {"knn": v, "linear": v}
+        if "-b" in n:
+            budgets[n] = {"neutral_probe": rec}
+        else:
+            models[n] = rec
+    return {"neutral_probe": {"models": models, "random_baseline": {}}, "budgets": budgets}
+
+
+def test_neutral_gap_is_ssl_minus_supervised_at_the_same_budget(monkeypatch):
+    names = [_fake_budget(monkeypatch, m, 4) for m in ("mini-sup-s0", "mini-simclr-s0", "mini-simclr-s1")]
+    m = _manifest({"mini-sup-s0": 0.90, "mini-sup-s1": 0.94, "mini-simclr-s0": 0.10, "mini-simclr-s1": 0.20,
+                   names[0]: 0.95, names[1]: 0.40, names[2]: 0.50})
+    gap = rb.neutral_gap(rb.neutral_rows(m)).set_index(["recipe", "budget"])
+    assert gap.value[("simclr", 1)] == pytest.approx(15.0 - 92.0)
+    assert gap.value[("simclr", 4)] == pytest.approx(45.0 - 95.0)
+    assert gap.sd[("simclr", 1)] == pytest.approx(np.std([10.0, 20.0], ddof=1))
+    assert list(gap.index.get_level_values("recipe").unique()) == ["simclr"]      # supervised is the reference
+
+
+def test_projection_extrapolates_a_rising_gap_and_says_when_it_does_not():
+    gap = pd.DataFrame({"recipe": ["a", "a", "b", "b", "c", "c", "d"], "family": "self-supervised",
+                        "budget": [1, 4, 1, 4, 1, 4, 1], "images_seen": [1e5, 4e5, 1e5, 4e5, 1e5, 4e5, 1e5],
+                        "value": [-80.0, -60.0, -50.0, -55.0, -10.0, -3.0, -30.0], "sd": np.nan, "n_seeds": 1})
+    p = rb.project_budget(gap).set_index("recipe")
+    slope = 20.0 / np.log10(4)
+    assert p.slope_per_10x["a"] == pytest.approx(slope)
+    assert p.projected_images["a"] == pytest.approx(1e5 * 10 ** (75.0 / slope))       # -80 + slope*dx = -5
+    assert p.projected_budget["a"] == pytest.approx(p.projected_images["a"] / 1e5)
+    assert np.isnan(p.projected_images["b"]) and p.slope_per_10x["b"] < 0               # falling: no projection
+    assert p.reached["c"] and np.isnan(p.projected_images["c"])
+    assert np.isnan(p.slope_per_10x["d"])                                               # one budget: no line
+    words = rb.projection_table(rb.project_budget(gap)).set_index("recipe").status
+    assert words["a"].startswith("rising") and words["b"].startswith("not rising")
+    assert words["c"].startswith("within 5") and words["d"] == "one budget: no trend"
+
+
+def test_paper_position_is_the_authors_imagenet_top1_gap():
+    ssl, sup = (69.3, 71.1, 61.7, 75.3, 74.3), (77.2, 72.12, 74.98)   # simclr moco pirl swav byol | r50 r18 d121
+    assert rb.paper_top1_gap() == pytest.approx(np.mean(ssl) - np.mean(sup))
+
+
+def test_claims_per_budget_name_the_budget_and_equal_weights_give_equal_verdicts(tmp_path, monkeypatch):
+    """Budget checkpoints that are the 1x weights must reproduce the 1x claims word for word."""
+    from medssl_utils import config
+    from medssl_utils.pipeline import grid
+
+    base = ["mini-sup-s0", "mini-simclr-s0", "mini-byol-s0", "mini-mimic-s0", "mini-random-s0"]
+    fakes = [_fake_budget(monkeypatch, m, 4) for m in base[:4]]
+    cfg = config.resolve("smoke", models=base, datasets=["medsynth-montgomery", "medsynth-bach"], n_episodes=40,
+                         dataset_scale=0.4, image_size=32, cache_dir=str(tmp_path / "c"),
+                         results_dir=str(tmp_path / "r"))
+    models = rb.budget_siblings(cfg.models)
+    assert set(fakes) <= set(models)
+    rows = grid.run(cfg, ["fewshot"], models=models, progress=False)
+    assert rb.budgets_of(rows) == [1, 4]
+    v = rb.verdicts_by_budget(cfg, rows, protocols=("fewshot",))
+    assert list(v.budget) == ["1x", "1x", "4x", "4x"] and list(v.claim) == ["C1", "C5", "C1", "C5"]
+    assert all(t.endswith(f"at {b}") for t, b in zip(v.verdict, v.budget))
+    one, four = v[v.budget == "1x"], v[v.budget == "4x"]
+    assert list(one.this_run) == list(four.this_run)
+    assert [t.rsplit(" at ", 1)[0] for t in one.verdict] == [t.rsplit(" at ", 1)[0] for t in four.verdict]
+    assert rb.largest_verdicts(v).startswith("C1: ") and "at 4x" in rb.largest_verdicts(v)
+    fig = rb.budget_figure(rb.transfer_curve(rows, ("fewshot",)), rb.neutral_gap(rb.neutral_rows(read_manifest())),
+                           rb.paper_top1_gap(), rb.paper_positions(list(cfg.datasets), ("fewshot",)))
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
+
+
+def test_no_budget_axis_is_said_not_faked():
+    assert rb.largest_verdicts(pd.DataFrame()).startswith("no budget axis")
+    assert rb.verdict_table(pd.DataFrame()).empty
