@@ -152,3 +152,16 @@ def test_claims_per_budget_name_the_budget_and_equal_weights_give_equal_verdicts
 def test_no_budget_axis_is_said_not_faked():
     assert rb.largest_verdicts(pd.DataFrame()).startswith("no budget axis")
     assert rb.verdict_table(pd.DataFrame()).empty
+
+
+def test_the_paper_profile_has_no_axis_and_every_step_of_the_page_still_runs():
+    """Under the `paper` profile (the rehearsal) the page must say there is no budget axis, not fail."""
+    available("paper")
+    models = ["supervised_r50", "simclr_v1", "byol"]
+    vals = {("fewshot", d, m): 50.0 + k for d in ("medsynth-chexpert", "medsynth-bach") for k, m in enumerate(models)}
+    rows = _rows(vals)
+    assert rb.budget_siblings(models) == models and rb.budgets_of(rows) == [1]
+    assert rb.transfer_curve(rows).empty and rb.budget_table(read_manifest(), models).empty
+    neutral = rb.neutral_rows(read_manifest())
+    gap = rb.neutral_gap(neutral[neutral.model.isin(models)])
+    assert gap.empty and rb.projection_table(rb.project_budget(gap)).empty

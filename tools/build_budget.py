@@ -66,8 +66,11 @@ and 4).
     code("""
 curve = rb.transfer_curve(rows)
 gap = rb.neutral_gap(neutral)
-fig = rb.budget_figure(curve, gap, rb.paper_top1_gap(), rb.paper_positions(list(cfg.datasets)),
-                       title="Transfer and neutral probe against pretraining images seen")
+if len(curve):
+    fig = rb.budget_figure(curve, gap, rb.paper_top1_gap(), rb.paper_positions(list(cfg.datasets)),
+                           title="Transfer and neutral probe against pretraining images seen")
+else:
+    display(Markdown("No model of this run records how many images it was pretrained on (only the mini-zoo does)."))
 """, tags=["hide-input"]),
     md("""
 ### Is the gap closing?

@@ -81,6 +81,7 @@ def _curve(df: pd.DataFrame, value: str, keys: list[str]) -> pd.DataFrame:
 def transfer_curve(rows: pd.DataFrame, protocols=PROTOCOLS) -> pd.DataFrame:
     """Per (protocol, recipe, budget): mean scaled transfer over the seeds, its SD and the images seen."""
     s = per_model_scaled(rows, protocols)
+    s = s[[images_seen_of(m) is not None for m in s.model]] if len(s) else s   # only the mini-zoo has an axis
     if s.empty:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     return _curve(s.merge(_describe(s.model.unique()), on="model"), "scaled", ["protocol"])[CURVE_COLUMNS]
