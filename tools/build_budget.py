@@ -50,7 +50,8 @@ recipe's own source labels, and the neutral probe (kNN with k = 20 by cosine sim
 regression), in %. Random init is the floor of both probes.
 """),
     code("""
-rb.budget_table(read_manifest(), models)
+built = rb.budget_table(read_manifest(), models)
+built if len(built) else None
 """, tags=["hide-input"]),
     md("""
 ## Transfer and the neutral probe against images seen
@@ -81,7 +82,8 @@ rises, the images seen at which the line would reach -5 points are printed: an e
 a guide to the next budget to build, not a result.
 """),
     code("""
-rb.projection_table(rb.project_budget(gap))
+projection = rb.projection_table(rb.project_budget(gap))
+projection if len(projection) else None
 """, tags=["hide-input"]),
     md("""
 ## The paper's Q1 and Q2 claims at each budget
@@ -94,7 +96,7 @@ built, so the seed-level t-test needs three seeds and is absent where there is o
 """),
     code("""
 verdicts = rb.verdicts_by_budget(cfg, rows) if has_axis else pd.DataFrame()
-rb.verdict_table(verdicts)
+rb.verdict_table(verdicts) if len(verdicts) else None
 """, tags=["hide-input"]),
     code("""
 # NBVAL_CHECK_OUTPUT
