@@ -189,47 +189,64 @@ def _seen_text(seen: list[int]) -> str:
     return " / ".join(f"{s:,}" for s in seen) if seen else "—"
 
 
+def _recipe_title(recipe: str) -> str:
+    from ..models.minizoo.recipes import RECIPES
+
+    return RECIPES[recipe].title if recipe in RECIPES else recipe
+
+
 def budget_figure(curve: pd.DataFrame, gap: pd.DataFrame, paper_gap: float, paper_pos: pd.DataFrame,
                   title: str = ""):
     """Left: SSL minus supervised neutral-probe accuracy against images seen, the paper's ImageNet top-1 gap and
     the -5 point target marked. Then one panel per protocol: scaled transfer per recipe against images seen
-    (mean over seeds, bars: 1 SD), the paper's SSL and supervised family means (``paper_positions``) as lines."""
+    (mean over seeds, bars: 1 SD), the paper's SSL and supervised family means (``paper_positions``) as lines.
+    One legend of recipes under the panels; each panel's own reference lines in its corner."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     protocols = list(dict.fromkeys(curve.protocol)) if len(curve) else list(PROTOCOLS)
-    fig, axes = plt.subplots(1, 1 + len(protocols), figsize=(4.2 * (1 + len(protocols)), 3.8))
-    colors = {r: plt.cm.tab10(k % 10) for k, r in enumerate(sorted(set(curve.recipe) | set(gap.recipe)))}
+    fig, axes = plt.subplots(1, 1 + len(protocols), figsize=(4.3 * (1 + len(protocols)), 4.6))
+    recipes = sorted(set(curve.recipe) | set(gap.recipe))
+    colors = {r: plt.cm.tab10(k % 10) for k, r in enumerate(recipes)}
+    handles = {}
+
+    def draw(ax, g, recipe, ls="-"):
+        h = ax.errorbar(g.images_seen, g.value, yerr=g.sd.fillna(0), marker="o", capsize=3, ls=ls,
+                        color=colors[recipe], label=_recipe_title(recipe))
+        handles.setdefault(recipe, h)
+
     ax = axes[0]
     for recipe, g in gap.groupby("recipe", sort=True):
-        ax.errorbar(g.images_seen, g.value, yerr=g.sd.fillna(0), marker="o", capsize=3, color=colors[recipe],
-                    label=recipe)
+        draw(ax, g, recipe)
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.axhline(NEUTRAL_TARGET, color="0.3", ls=":", lw=1, label="target (-5 points)")
-    ax.axhline(paper_gap, color="k", ls="--", lw=1, label=f"paper: ImageNet top-1 gap ({paper_gap:+.1f})")
-    ax.set_xscale("log")
-    ax.set_xlabel("images seen in pretraining")
+    refs = [ax.axhline(NEUTRAL_TARGET, color="0.3", ls=":", lw=1.2, label="target: -5 points"),
+            ax.axhline(paper_gap, color="k", ls="--", lw=1, label=f"paper: ImageNet top-1 gap ({paper_gap:+.1f})")]
+    ax.legend(handles=refs, fontsize=7, frameon=False, loc="lower right")
     ax.set_ylabel("SSL minus supervised, points\n(neutral probe, kNN)")
     ax.set_title("neutral probe")
-    ax.legend(fontsize=7, frameon=False)
     for ax, p in zip(axes[1:], protocols):
         c = curve[(curve.protocol == p) & (curve.budget > 0)]
         for recipe, g in c.groupby("recipe", sort=True):
-            ls = "-" if g.family.iloc[0] != "domain-specific" else "--"
-            ax.errorbar(g.images_seen, g.value, yerr=g.sd.fillna(0), marker="o", capsize=3, ls=ls,
-                        color=colors[recipe], label=recipe)
+            draw(ax, g, recipe, "-" if g.family.iloc[0] != "domain-specific" else "--")
         pf = paper_pos[paper_pos.protocol == p]
+        refs = []
         for fam, style in (("self-supervised", "--"), ("supervised", ":")):
             v = pf[pf.family == fam].value.mean() if len(pf) else np.nan
             if not np.isnan(v):
-                ax.axhline(v, color="k", ls=style, lw=1, label=f"paper: {report.FAMILY_LABEL[fam]} ({v:.2f})")
-        ax.set_xscale("log")
+                refs.append(ax.axhline(v, color="k", ls=style, lw=1, label=f"paper: {report.FAMILY_LABEL[fam]} ({v:.2f})"))
+        if refs:
+            ax.legend(handles=refs, fontsize=7, frameon=False, loc="lower right")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("images seen in pretraining")
         ax.set_ylabel("scaled transfer (0-1 per task)")
         ax.set_title(report.PROTOCOL_LABEL[p])
-        ax.legend(fontsize=6, frameon=False)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("images seen in pretraining")
+    fig.legend([handles[r] for r in recipes if r in handles], [_recipe_title(r) for r in recipes if r in handles],
+               loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
