@@ -15,6 +15,7 @@ from medssl_utils.models.minizoo import train as T
 
 MANIFEST = read_manifest()
 PUBLISHED = sorted(MANIFEST.get("models", {}))
+BUDGETS = sorted(MANIFEST.get("budgets", {}))
 
 
 def test_architecture_shapes_and_feature_map():
@@ -93,6 +94,25 @@ def test_manifest_exists_and_is_within_size_budget():
     total = sum(MANIFEST["models"][n]["bytes"] for n in PUBLISHED)
     assert total <= 40 * 2 ** 20
     assert set(MANIFEST["random_baseline"]) == {"mini-random-s0", "mini-random-s1", "mini-random-s2"}
+
+
+def test_the_committed_zoo_with_its_budgets_stays_under_60_mb_and_every_file_has_a_record():
+    from medssl_utils.models.minizoo import WEIGHTS_DIR
+
+    files = {p.name: p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt")}
+    assert sum(files.values()) <= 60 * 2 ** 20                     # issue 17's ceiling for the repository
+    recorded = {r["file"] for r in MANIFEST["models"].values()} | {r["file"] for r in MANIFEST.get("budgets", {}).values()}
+    assert set(files) == recorded
+
+
+@pytest.mark.parametrize("name", BUDGETS)
+def test_every_budget_checkpoint_loads_with_its_hash_and_records_its_training(name):
+    rec = MANIFEST["budgets"][name]
+    bb = load_backbone(name)
+    assert bb.weights_hash == rec["sha256"][:16] and get_spec(name).extra["budget"] == rec["budget"] > 1
+    assert rec["images_seen"] == rec["budget"] * sum(st.steps * st.batch_size for st in R.RECIPES[rec["recipe"]].stages)
+    assert rec["devices"] and sum(s["wall_s"] for s in rec["stretches"]) == pytest.approx(rec["wall_time_s"], abs=1)
+    assert 0 <= rec["neutral_probe"]["knn"] <= 1 and 0 <= rec["neutral_probe"]["linear"] <= 1
 
 
 @pytest.mark.parametrize("name", PUBLISHED)
