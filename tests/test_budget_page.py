@@ -102,9 +102,10 @@ def test_neutral_gap_is_ssl_minus_supervised_at_the_same_budget(monkeypatch):
 
 
 def test_projection_extrapolates_a_rising_gap_and_says_when_it_does_not():
-    gap = pd.DataFrame({"recipe": ["a", "a", "b", "b", "c", "c", "d"], "family": "self-supervised",
-                        "budget": [1, 4, 1, 4, 1, 4, 1], "images_seen": [1e5, 4e5, 1e5, 4e5, 1e5, 4e5, 1e5],
-                        "value": [-80.0, -60.0, -50.0, -55.0, -10.0, -3.0, -30.0], "sd": np.nan, "n_seeds": 1})
+    gap = pd.DataFrame({"recipe": ["a", "a", "b", "b", "c", "c", "d", "e", "e"], "family": "self-supervised",
+                        "budget": [1, 4, 1, 4, 1, 4, 1, 1, 4], "images_seen": [1e5, 4e5, 1e5, 4e5, 1e5, 4e5, 1e5, 1e5, 4e5],
+                        "value": [-80.0, -60.0, -50.0, -55.0, -10.0, -3.0, -30.0, -90.0, -89.0], "sd": np.nan,
+                        "n_seeds": 1})
     p = rb.project_budget(gap).set_index("recipe")
     slope = 20.0 / np.log10(4)
     assert p.slope_per_10x["a"] == pytest.approx(slope)
@@ -116,6 +117,7 @@ def test_projection_extrapolates_a_rising_gap_and_says_when_it_does_not():
     words = rb.projection_table(rb.project_budget(gap)).set_index("recipe").status
     assert words["a"].startswith("rising") and words["b"].startswith("not rising")
     assert words["c"].startswith("within 5") and words["d"] == "one budget: no trend"
+    assert words["e"].startswith("rising too slowly")             # 1 point per 4x: beyond 10,000x
 
 
 def test_paper_position_is_the_authors_imagenet_top1_gap():

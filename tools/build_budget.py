@@ -50,8 +50,7 @@ recipe's own source labels, and the neutral probe (kNN with k = 20 by cosine sim
 regression), in %. Random init is the floor of both probes.
 """),
     code("""
-built = rb.budget_table(read_manifest(), models)
-built if len(built) else None
+rb.show(rb.budget_table(read_manifest(), models), "budget-built", "Budgets built (probes in %)")
 """, tags=["hide-input"]),
     md("""
 ## Transfer and the neutral probe against images seen
@@ -82,8 +81,8 @@ rises, the images seen at which the line would reach -5 points are printed: an e
 a guide to the next budget to build, not a result.
 """),
     code("""
-projection = rb.projection_table(rb.project_budget(gap))
-projection if len(projection) else None
+rb.show(rb.projection_table(rb.project_budget(gap)), "budget-projection",
+        "Neutral-probe gap to supervised: the trend per recipe")
 """, tags=["hide-input"]),
     md("""
 ## The paper's Q1 and Q2 claims at each budget
@@ -96,7 +95,7 @@ built, so the seed-level t-test needs three seeds and is absent where there is o
 """),
     code("""
 verdicts = rb.verdicts_by_budget(cfg, rows) if has_axis else pd.DataFrame()
-rb.verdict_table(verdicts) if len(verdicts) else None
+rb.show(rb.verdict_table(verdicts), "budget-claims", "C1 and C5 at each budget (few-shot and linear)")
 """, tags=["hide-input"]),
     code("""
 # NBVAL_CHECK_OUTPUT

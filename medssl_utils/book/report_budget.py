@@ -15,6 +15,7 @@ from . import claims, report
 
 PROTOCOLS = ("fewshot", "linear")          # finetuning stays on the Q1 page: it is the costly protocol
 NEUTRAL_TARGET = -5.0                      # issue 17's acceptance: SSL within 5 points of supervised
+MAX_PROJECTION = 10_000                    # beyond this multiple of 1x a straight-line projection says nothing
 CURVE_COLUMNS = ["protocol", "recipe", "family", "budget", "images_seen", "value", "sd", "n_seeds"]
 
 
@@ -205,7 +206,11 @@ def budget_figure(curve: pd.DataFrame, gap: pd.DataFrame, paper_gap: float, pape
     from matplotlib.ticker import NullFormatter
 
     protocols = list(dict.fromkeys(curve.protocol)) if len(curve) else list(PROTOCOLS)
-    fig, axes = plt.subplots(1, 1 + len(protocols), figsize=(4.3 * (1 + len(protocols)), 4.6))
+    n = 1 + len(protocols)
+    rows_, cols_ = (n + 1) // 2, 2 if n > 1 else 1       # 2 columns; a spare panel (n odd) holds the legend
+    fig, grid_ = plt.subplots(rows_, cols_, figsize=(10, 4.2 * rows_), squeeze=False)
+    axes = list(grid_.flat)[:n]
+    spare = list(grid_.flat)[n:]
     recipes = sorted(set(curve.recipe) | set(gap.recipe))
     colors = {r: plt.cm.tab10(k % 10) for k, r in enumerate(recipes)}
     handles = {}
@@ -243,10 +248,17 @@ def budget_figure(curve: pd.DataFrame, gap: pd.DataFrame, paper_gap: float, pape
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("images seen in pretraining")
-    fig.legend([handles[r] for r in recipes if r in handles], [_recipe_title(r) for r in recipes if r in handles],
-               loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
+    shown = [r for r in recipes if r in handles]
+    if spare:
+        for ax in spare:
+            ax.axis("off")
+        spare[0].legend([handles[r] for r in shown], [_recipe_title(r) for r in shown], loc="center", fontsize=10,
+                        frameon=False, title="recipe (dashed: domain-specific)")
+    else:
+        fig.legend([handles[r] for r in shown], [_recipe_title(r) for r in shown], loc="lower center",
+                   ncol=min(len(shown), 4), fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout()
     return fig
 
 
@@ -267,10 +279,12 @@ def budget_table(manifest: dict, models) -> pd.DataFrame:
             continue
         rec = recs.get(m) or manifest.get("random_baseline", {}).get(m) or {}
         source = _source_of(rec)
+        kinds = sorted({d.split(":")[0] for d in rec.get("devices", ["cpu"])})
+        devices = ", ".join(kinds) if rec.get("sha256") else "—"
         rows.append({"recipe": spec.extra.get("recipe_title", spec.title).replace(" x", " ×"),
                      "family": spec.family, "budget": spec.extra["budget"], "images seen": spec.extra["images_seen"],
-                     "seed": spec.extra.get("seed"), "trained on": ", ".join(rec.get("devices", ["cpu"])) if rec.get(
-                         "sha256") else "—", "wall time (min)": rec.get("wall_time_s", np.nan) / 60,
+                     "seed": spec.extra.get("seed"), "trained on": devices,
+                     "wall time (min)": rec.get("wall_time_s", np.nan) / 60,
                      "source probe": 100 * rec.get("probe", {}).get(source, np.nan), "source": source,
                      "neutral kNN": neutral.knn.get(m, np.nan), "neutral linear": neutral.linear.get(m, np.nan)})
     if not rows:
@@ -299,6 +313,8 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
             return "one budget: no trend"
         if r.slope_per_10x <= 0:
             return "not rising: no projection"
+        if r.projected_budget > MAX_PROJECTION:
+            return f"rising too slowly to project (the line passes -5 points beyond {MAX_PROJECTION:,}x)"
         return f"rising; the line reaches -5 points at ≈{r.projected_images:.1e} images (≈{r.projected_budget:,.0f}x)"
 
     return pd.DataFrame({"recipe": proj.recipe, "budgets": proj.budgets,
@@ -307,15 +323,21 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
                          "status": [status(r) for r in proj.itertuples()]})
 
 
-VERDICT_COLUMNS = {"budget": "budget", "images_seen": "images seen", "n_models": "models at this budget", "claim": "claim",
-                   "statement": "statement", "paper": "paper", "paper_verdict": "paper's verdict",
-                   "this_run": "this budget", "verdict": "verdict"}
+VERDICT_COLUMNS = {"claim": "claim", "budget": "budget", "n_models": "models", "this_run": "this budget",
+                   "verdict": "verdict", "paper_verdict": "the paper's verdict"}
 
 
 def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     if verdicts.empty:
         return pd.DataFrame(columns=list(VERDICT_COLUMNS.values()))
     return verdicts[list(VERDICT_COLUMNS)].rename(columns=VERDICT_COLUMNS)
+
+
+def show(table: pd.DataFrame, uuid: str, caption: str = ""):
+    """A page table in full (no truncated cells, no index); None for an empty one, so the page prints nothing."""
+    if table is None or table.empty:
+        return None
+    return table.style.hide(axis="index").format(precision=1, na_rep="—").set_uuid(uuid).set_caption(caption)
 
 
 def largest_verdicts(verdicts: pd.DataFrame) -> str:
