@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..models.minizoo.budget import source_of
 from ..models.registry import get_spec as model_spec
 from . import claims, report
 
@@ -55,7 +56,7 @@ def per_model_scaled(rows: pd.DataFrame, protocols=PROTOCOLS) -> pd.DataFrame:
     (all budgets share one scale; random init is left out, as the paper has none), then averaged over the
     protocol's datasets."""
     r = rows[rows.protocol.isin(protocols).to_numpy() & np.array([budget_of(m) > 0 for m in rows.model], bool)]
-    r = r[[report.headline_metric(p, d) == m for p, d, m in zip(r.protocol, r.dataset, r.metric)]]
+    r = report._headline(r)
     if r.empty:
         return pd.DataFrame(columns=["model", "protocol", "scaled", "raw"])
     r = r.assign(task=r.protocol + "/" + r.dataset)
@@ -263,10 +264,6 @@ def budget_figure(curve: pd.DataFrame, gap: pd.DataFrame, paper_gap: float, pape
 
 
 # ---------------------------------------------------------------- tables for the page
-def _source_of(rec: dict) -> str:
-    return "cxr" if any(st.get("data") == "cxr" for st in rec.get("stages", ())) else "fractal"
-
-
 def budget_table(manifest: dict, models) -> pd.DataFrame:
     """Per recipe and budget among ``models``: images seen, seeds, where and how long they trained, the source
     probe (the recipe's own pretraining labels) and the neutral probe, in %."""
@@ -278,7 +275,7 @@ def budget_table(manifest: dict, models) -> pd.DataFrame:
         if "budget" not in spec.extra:
             continue
         rec = recs.get(m) or manifest.get("random_baseline", {}).get(m) or {}
-        source = _source_of(rec)
+        source = source_of(rec)
         kinds = sorted({d.split(":")[0] for d in rec.get("devices", ["cpu"])})
         devices = ", ".join(kinds) if rec.get("sha256") else "—"
         rows.append({"recipe": spec.extra.get("recipe_title", spec.title).replace(" x", " ×"),

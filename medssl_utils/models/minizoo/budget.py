@@ -4,7 +4,7 @@ A budget multiplies every stage's steps; the warmup + cosine schedule (and BYOL'
 the TOTAL steps, so a 16x run is its own trajectory, not a 1x run continued. Budget checkpoints are named
 ``mini-<recipe>-b<B>-s<seed>`` (1x keeps today's names and files, which this module never writes) and
 recorded in the manifest under ``budgets`` with images seen, wall time, where each stretch ran and both
-probes (source labels and neutral). They are not registered and no profile lists them.
+probes (source labels and neutral). They register as models (``minizoo.__init__``); no profile lists them, the budget page adds them.
 
 Builds are resumable: ``medssl minizoo --budget 4 --all --continue --stretch-minutes 60`` trains for an hour,
 saves the state (``resume.py``) and stops; the same command continues where it stopped, and publishes each
@@ -231,6 +231,11 @@ def _claim(path: Path) -> bool:
     return True
 
 
+def source_of(rec: dict) -> str:
+    """Which source probe is a record's own: the chest-X-ray set for recipes trained on it, else the corpus."""
+    return "cxr" if any(st.get("data") == "cxr" for st in rec.get("stages", ())) else "fractal"
+
+
 def budget_table(data: dict) -> list[dict]:
     """One row per (recipe, budget): seeds, images seen, wall time, devices, source and neutral probes."""
     rows: dict[tuple[str, int], dict] = {}
@@ -242,8 +247,7 @@ def budget_table(data: dict) -> list[dict]:
         r["seeds"].append(rec["train_seed"])
         r["wall_time_s"].append(rec["wall_time_s"])
         r["devices"].update(rec["devices"])
-        source = "cxr" if any(st["data"] == "cxr" for st in rec["stages"]) else "fractal"
-        r["probe"].append(rec["probe"].get(source))
+        r["probe"].append(rec["probe"].get(source_of(rec)))
         r["knn"].append(rec["neutral_probe"]["knn"])
         r["linear"].append(rec["neutral_probe"]["linear"])
     return [dict(r, devices=sorted(r["devices"])) for _, r in sorted(rows.items())]
