@@ -4,7 +4,8 @@ A budget multiplies every stage's steps; the warmup + cosine schedule (and BYOL'
 the TOTAL steps, so a 16x run is its own trajectory, not a 1x run continued. Budget checkpoints are named
 ``mini-<recipe>-b<B>-s<seed>`` (1x keeps today's names and files, which this module never writes) and
 recorded in the manifest under ``budgets`` with images seen, wall time, where each stretch ran and both
-probes (source labels and neutral). They register as models (``minizoo.__init__``); no profile lists them, the budget page adds them.
+probes (source labels and neutral). They register as models (``minizoo.__init__``); no profile lists them,
+the budget page adds them.
 
 Builds are resumable: ``medssl minizoo --budget 4 --all --continue --stretch-minutes 60`` trains for an hour,
 saves the state (``resume.py``) and stops; the same command continues where it stopped, and publishes each
