@@ -165,3 +165,31 @@ def test_rebuild_is_deterministic_and_publishes_float16(tmp_path):
     state = torch.load(tmp_path / "a" / "mini-mococxr-s1.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert set(recs[0]["probe"]) == {"fractal", "cxr"}
+
+
+def test_symmetric_moco_sees_one_queue_snapshot_and_enqueues_both_keys():
+    """The symmetric option (recipe pilots, issue 17): both directions against the queue as it was before the
+    step, so a view's own key is never its negative; then both key batches enter the queue."""
+    torch.manual_seed(0)
+    stage = R.Stage("moco", "fractal", 4, 4, 0.1, "ssl", params=(("queue", 16), ("symmetric", True),
+                                                               ("temperature", 0.2)))
+    learner = R.build_learner(stage, build_headless("mini_resnet18_w16"), 4).eval()
+    bank = learner.criterion.memory_bank
+    before = bank.bank.clone()
+    x = torch.rand(4, 3, 32, 32)
+    loss = learner.loss(x, torch.zeros(4, dtype=torch.long), torch.Generator().manual_seed(3), 0)
+    # by hand, with the same views
+    v0, v1 = R.views(x, "ssl", torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        q = torch.nn.functional.normalize(learner.head(learner.backbone(torch.cat([v0, v1]))), dim=1)
+        k = torch.nn.functional.normalize(learner.key_head(learner.key_backbone(torch.cat([v0, v1]))), dim=1)
+    neg = before                                           # lightly keeps the queue as (K, dim)
+
+    def nce(qq, kk):
+        logits = torch.cat([(qq * kk).sum(1, keepdim=True), qq @ neg.T], 1) / 0.2
+        return torch.nn.functional.cross_entropy(logits, torch.zeros(len(qq), dtype=torch.long))
+
+    expected = 0.5 * (nce(q[:4], k[4:]) + nce(q[4:], k[:4]))
+    assert torch.allclose(loss, expected, atol=1e-4)
+    assert torch.allclose(bank.bank[:8], k, atol=1e-6) and torch.equal(bank.bank[8:], before[8:])
+    assert int(bank.bank_ptr) == 8

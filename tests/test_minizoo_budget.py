@@ -207,3 +207,30 @@ def test_the_budget_gpu_script_skips_cleanly_without_cuda():
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert res.returncode == 0 and res.stdout.strip() == "skipped: no CUDA device", res.stdout + res.stderr
+
+
+def test_supersede_retires_a_recipes_records_weights_and_budgets(tmp_path):
+    """Before a recipe change is rebuilt: the 1x records and their budget checkpoints move to 'superseded' with
+    their probes and the reason, the weights go, and other recipes' records stay byte-identical."""
+    manifest = tmp_path / "manifest.json"
+    stages = [{"method": "swav", "lr": 0.3, "params": {"n_low": 2}}]
+    rec = {"probe": {"fractal": 0.2}, "sha256": "a", "wall_time_s": 1.0, "steps": 600, "stages": stages,
+           "recipe": "swav"}
+    data = {"models": {"mini-swav-s0": {**rec, "file": "mini-swav-s0.pt"},
+                       "mini-sup-s0": {**rec, "file": "mini-sup-s0.pt"}},
+            "budgets": {"mini-swav-b4-s0": {**rec, "file": "mini-swav-b4-s0.pt", "steps": 2400,
+                                            "neutral_probe": {"knn": 0.15, "linear": 0.4}}},
+            "neutral_probe": {"models": {"mini-swav-s0": {"knn": 0.08, "linear": 0.3, "weights": "a"}}}}
+    manifest.write_text(json.dumps(data))
+    for f in ("mini-swav-s0.pt", "mini-sup-s0.pt", "mini-swav-b4-s0.pt"):
+        (tmp_path / f).write_bytes(b"x")
+    moved = T.supersede(["mini-swav-s0"], "two crops", tmp_path, manifest)
+    after = json.loads(manifest.read_text())
+    assert moved == ["mini-swav-b4-s0", "mini-swav-s0"]
+    assert set(after["models"]) == {"mini-sup-s0"} and after["budgets"] == {}
+    assert after["models"]["mini-sup-s0"] == data["models"]["mini-sup-s0"]
+    old = after["superseded"]["mini-swav-s0 (600 steps; swav lr 0.3 n_low 2)"]
+    assert old["neutral_probe"] == {"knn": 0.08, "linear": 0.3} and old["why"] == "two crops"
+    assert after["superseded"]["mini-swav-b4-s0 (2400 steps; swav lr 0.3 n_low 2)"]["neutral_probe"]["knn"] == 0.15
+    assert not (tmp_path / "mini-swav-s0.pt").exists() and not (tmp_path / "mini-swav-b4-s0.pt").exists()
+    assert (tmp_path / "mini-sup-s0.pt").exists()

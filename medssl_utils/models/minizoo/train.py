@@ -395,6 +395,43 @@ def publish(record: dict, manifest: Path = MANIFEST) -> None:
         data["models"][record["name"]] = record
 
 
+def supersede(names: list[str], why: str, out_dir: Path, manifest: Path = MANIFEST) -> list[str]:
+    """Retire published 1x models and their budget checkpoints before a recipe change: each record (with its
+    neutral probe) moves to ``superseded`` under '<name> (<steps> steps, <recipe settings>)', and the weight
+    files go, so the next build of those names starts from step 0 with the new recipe."""
+    from .budget import parse_budget_name
+
+    moved = []
+    with manifest_lock(manifest) as data:
+        neutral = data.get("neutral_probe", {}).get("models", {})
+        old = {n: data["models"][n] for n in names if n in data["models"]}
+        old.update({n: r for n, r in data.get("budgets", {}).items()
+                    if parse_budget_name(n)[:2] in {parse_name(m) for m in names}})
+        for name, rec in sorted(old.items()):
+            params = "; ".join(f"{st['method']} lr {st['lr']} " + ", ".join(f"{k} {v}" for k, v in
+                                                                           sorted(st.get("params", {}).items()))
+                               for st in _stage_dicts(rec))
+            tag = f"{name} ({rec['steps']} steps; {params})"
+            data.setdefault("superseded", {})[tag] = {
+                "probe": rec["probe"], "neutral_probe": rec.get("neutral_probe") or
+                {k: v for k, v in neutral.get(name, {}).items() if k != "weights"},
+                "sha256": rec["sha256"], "wall_time_s": rec["wall_time_s"], "why": why}
+            data["models"].pop(name, None)
+            data.get("budgets", {}).pop(name, None)
+            neutral.pop(name, None)
+            (out_dir / rec["file"]).unlink(missing_ok=True)
+            moved.append(name)
+    return moved
+
+
+def _stage_dicts(rec: dict) -> list[dict]:
+    """A record's stages (older records stored them as a repr string)."""
+    import ast
+
+    st = rec["stages"]
+    return ast.literal_eval(st) if isinstance(st, str) else st
+
+
 def is_published(name: str, out_dir: Path, manifest: Path = MANIFEST) -> bool:
     if not manifest.is_file():
         return False
@@ -421,6 +458,9 @@ def _parser() -> argparse.ArgumentParser:
                                                       "parent when --out is the package dir, else OUT/manifest.json)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="retrain even if the manifest has the model")
+    ap.add_argument("--supersede", metavar="WHY", default=None,
+                    help="with --name: retire those models and their budget checkpoints into the manifest's "
+                         "'superseded' (with WHY) and delete their weights, before a recipe change is rebuilt")
     ap.add_argument("--cache-dir", default=None, help="cache dir for the MedSynth chest-X-ray source")
     b = ap.add_argument_group("budget builds (issue 17): resumable, in stretches")
     b.add_argument("--budget", type=int, default=None, help="multiple of today's images seen (1, 4, 16); with "
@@ -453,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
     # budget builds and the neutral probe cache the corpus (10-90 s to generate) like the profiles do
     sources = Sources(a.cache_dir or (".cache/medssl" if a.budget or a.neutral_probe or a.import_budgets else None))
     torch.set_num_threads(a.threads)
+    if a.supersede:
+        if not a.name:
+            ap.error("--supersede needs --name")
+        return print(f"superseded {supersede(a.name, a.supersede, out, manifest)}")
     if a.import_budgets:
         from .budget import import_budgets
 
