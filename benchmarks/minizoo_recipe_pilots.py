@@ -104,7 +104,9 @@ def _add(results: Path, entry: dict) -> None:
     from medssl_utils.storage import atomic_write_bytes
 
     results.parent.mkdir(parents=True, exist_ok=True)
-    with open(results.with_suffix(".lock"), "w") as lock:
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / f"medssl-pilots-{abs(hash(str(results.resolve())))}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(results.read_text()) if results.is_file() else {"runs": []}
         data["runs"] = [r for r in data["runs"] if (r["variant"], r["seed"], r["budget"])
