@@ -104,9 +104,11 @@ def _add(results: Path, entry: dict) -> None:
     from medssl_utils.storage import atomic_write_bytes
 
     results.parent.mkdir(parents=True, exist_ok=True)
+    import hashlib
     import tempfile
 
-    with open(Path(tempfile.gettempdir()) / f"medssl-pilots-{abs(hash(str(results.resolve())))}.lock", "w") as lock:
+    tag = hashlib.sha256(str(results.resolve()).encode()).hexdigest()[:12]   # the same in every process
+    with open(Path(tempfile.gettempdir()) / f"medssl-pilots-{tag}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(results.read_text()) if results.is_file() else {"runs": []}
         data["runs"] = [r for r in data["runs"] if (r["variant"], r["seed"], r["budget"])
