@@ -118,9 +118,10 @@ def _add(results: Path, entry: dict) -> None:
 
 def committed(recipe: str, seed: int, budget: int) -> dict | None:
     """The committed checkpoint's probes at the same seed and budget (None when it was not built)."""
+    from medssl_utils.models.minizoo import read_manifest
     from medssl_utils.models.minizoo.budget import budget_name
 
-    m = json.loads((ROOT / "medssl_utils" / "models" / "minizoo" / "manifest.json").read_text())
+    m = read_manifest()
     if budget == 1:
         name = R.model_name(recipe, seed)
         rec, neutral = m["models"].get(name), m["neutral_probe"]["models"].get(name)

@@ -410,7 +410,7 @@ def supersede(names: list[str], why: str, out_dir: Path, manifest: Path = MANIFE
         for name, rec in sorted(old.items()):
             params = "; ".join(f"{st['method']} lr {st['lr']} " + ", ".join(f"{k} {v}" for k, v in
                                                                            sorted(st.get("params", {}).items()))
-                               for st in _stage_dicts(rec))
+                               for st in rec["stages"])
             tag = f"{name} ({rec['steps']} steps; {params})"
             data.setdefault("superseded", {})[tag] = {
                 "probe": rec["probe"], "neutral_probe": rec.get("neutral_probe") or
@@ -422,14 +422,6 @@ def supersede(names: list[str], why: str, out_dir: Path, manifest: Path = MANIFE
             (out_dir / rec["file"]).unlink(missing_ok=True)
             moved.append(name)
     return moved
-
-
-def _stage_dicts(rec: dict) -> list[dict]:
-    """A record's stages (older records stored them as a repr string)."""
-    import ast
-
-    st = rec["stages"]
-    return ast.literal_eval(st) if isinstance(st, str) else st
 
 
 def is_published(name: str, out_dir: Path, manifest: Path = MANIFEST) -> bool:
