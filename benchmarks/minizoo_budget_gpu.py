@@ -1,6 +1,6 @@
 """Build the mini-zoo's budget checkpoints on one CUDA GPU (issue 17 item 5): one prepared script, < 10 min.
 
-    python benchmarks/minizoo_budget_gpu.py [--out DIR] [--budget B] [--minutes 9] [--jobs 8]
+    python benchmarks/minizoo_budget_gpu.py [--out DIR] [--budget B] [--minutes 9] [--jobs 8] [--names ...]
 
 1. builds the corpus, the chest-X-ray source and the neutral set once (cached for the workers);
 2. times 20 steps of every recipe on the GPU (one process) and picks the largest budget in 16, 4, 1 whose
@@ -20,7 +20,9 @@ Estimate (no GPU was available when this was written): on the 2-core CPU one thr
 an H100/H200 launch-bound: ~10-20 ms a step in one process (300-600 kernels per step), i.e. the 1x zoo in
 ~2.5-5 min sequentially, ~40-80 s with 8 processes sharing the GPU (assumed 4x aggregate). 4x then takes ~3-5
 min and fits; 16x (~11-21 min) does not fit in one call, but the pilot decides, and a second call continues.
-Without CUDA it prints "skipped: no CUDA device" and exits 0.
+Without CUDA it prints "skipped: no CUDA device" and exits 0. ``--device cpu`` is a dry run of the same path
+(data, pilot, workers sharing a list, stop at the deadline, table): tests run it on CPU with a few steps so the
+script is exercised before a GPU is ever lent.
 """
 from __future__ import annotations
 
@@ -39,36 +41,46 @@ PARALLEL_GAIN = 4.0        # assumed aggregate speed-up of --jobs processes over
 PROBE_MARGIN_S = 90        # the last models' CPU probes after the training deadline
 
 
-def _pilot(sources, steps: int = 20) -> dict[str, float]:
-    """Seconds per step of each recipe's stages on the GPU, one process (after 5 warm-up steps)."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _pilot(sources, device: str = "cuda", steps: int = 20, recipes=None) -> dict[str, float]:
+    """Seconds per step of each recipe's stages on ``device``, one process (after 5 warm-up steps)."""
     from medssl_utils.models.minizoo import recipes as R
     from medssl_utils.models.minizoo.arch import build_mini_resnet18_w16
     from medssl_utils.models.minizoo.resume import Stop, run_stage
 
     out = {}
     for key, recipe in R.RECIPES.items():
+        if recipes is not None and key not in recipes:
+            continue
         total = 0.0
         for stage in recipe.stages:
             x, y, _, _, n_classes, _ = sources.get(stage.data)
-            backbone = build_mini_resnet18_w16().cuda().to(memory_format=torch.channels_last)
-            learner = R.build_learner(stage, backbone, n_classes).cuda().to(memory_format=torch.channels_last)
+            backbone = build_mini_resnet18_w16().to(device, memory_format=torch.channels_last)
+            learner = R.build_learner(stage, backbone, n_classes).to(device, memory_format=torch.channels_last)
             gen = torch.Generator().manual_seed(0)
-            x, y = x.cuda(), y.cuda()
+            x, y = x.to(device), y.to(device)
             run_stage(learner, stage, x, y, gen, stop=Stop(max_steps=5))
-            torch.cuda.synchronize()
+            _sync(device)
             t = time.perf_counter()
             run_stage(learner, stage, x, y, gen, stop=Stop(max_steps=steps))
-            torch.cuda.synchronize()
+            _sync(device)
             total += (time.perf_counter() - t) / steps * stage.steps
         out[key] = total / sum(st.steps for st in recipe.stages)
     return out
 
 
-def _choose(per_step: dict[str, float], seconds: float, jobs: int) -> tuple[int, dict[int, float]]:
-    """The largest budget whose estimated wall time (all recipes x 3 seeds, ``jobs`` processes) fits."""
+def _choose(per_step: dict[str, float], seconds: float, jobs: int, names=None) -> tuple[int, dict[int, float]]:
+    """The largest budget whose estimated wall time (``names``, default every recipe x 3 seeds, shared by
+    ``jobs`` processes) fits."""
     from medssl_utils.models.minizoo import recipes as R
 
-    one = sum(per_step[k] * sum(st.steps for st in r.stages) for k, r in R.RECIPES.items()) * len(R.SEEDS)
+    names = names or [R.model_name(k, s) for s in R.SEEDS for k in R.RECIPES]
+    one = sum(per_step[k] * sum(st.steps for st in R.RECIPES[k].stages)
+              for k in (R.parse_name(n)[0] for n in names))
     est = {b: b * one / min(jobs, PARALLEL_GAIN) for b in BUDGET_CHOICES}
     return next((b for b in BUDGET_CHOICES if est[b] <= seconds), 1), est
 
@@ -91,10 +103,18 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=None, help="skip the pilot and build this budget")
     ap.add_argument("--minutes", type=float, default=9.0, help="wall-clock limit of the whole script")
     ap.add_argument("--jobs", type=int, default=8, help="worker processes sharing the GPU")
+    ap.add_argument("--names", nargs="+", default=None, help="1x names to build (default: all 21)")
+    ap.add_argument("--device", default="cuda", help="cuda, or cpu for a dry run of the same path")
+    ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)       # tests
+    ap.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)  # tests
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("skipped: no CUDA device")
         return 0
+    from medssl_utils.models.minizoo import recipes as R
+
+    for name in args.names or []:
+        R.parse_name(name)                 # a bad name fails here, not in eight workers
     from medssl_utils.models.minizoo.train import Sources
 
     t0 = time.time()
@@ -103,19 +123,23 @@ def main(argv=None) -> int:
     sources = Sources(cache)
     for key in ("fractal", "cxr", "neutral"):
         sources.get(key)
-    print(f"device: {torch.cuda.get_device_name()}; data ready in {time.time() - t0:.0f}s", flush=True)
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    print(f"device: {where}; data ready in {time.time() - t0:.0f}s", flush=True)
     left = 60 * args.minutes - (time.time() - t0) - PROBE_MARGIN_S
     budget = args.budget
     if budget is None:
-        per_step = _pilot(sources)
+        recipes = args.names and {R.parse_name(n)[0] for n in args.names}
+        per_step = _pilot(sources, args.device, recipes=recipes)
         left = 60 * args.minutes - (time.time() - t0) - PROBE_MARGIN_S
-        budget, est = _choose(per_step, left, args.jobs)
+        budget, est = _choose(per_step, left, args.jobs, args.names)
         print("pilot s/step: " + ", ".join(f"{k} {1000 * v:.1f} ms" for k, v in per_step.items()))
         print("estimated wall time: " + ", ".join(f"{b}x {v / 60:.1f} min" for b, v in est.items())
               + f"; {left / 60:.1f} min left -> budget {budget}", flush=True)
     cmd = [sys.executable, "-m", "medssl_utils.models.minizoo.train", "--budget", str(budget), "--worker",
-           "--continue", "--device", "cuda", "--out", str(out), "--cache-dir", str(cache), "--threads", "2",
+           "--continue", "--device", args.device, "--out", str(out), "--cache-dir", str(cache), "--threads", "2",
            "--state-dir", str(out / "state"), "--stretch-minutes", f"{max(left, 0) / 60:.2f}"]
+    cmd += ["--name", *args.names] if args.names else []
+    cmd += [f"--{k.replace('_', '-')}={v}" for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v]
     workers = [subprocess.Popen(cmd) for _ in range(args.jobs)]
     codes = [w.wait() for w in workers]
     _table(out / "manifest.json", budget)

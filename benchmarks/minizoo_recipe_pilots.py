@@ -51,6 +51,14 @@ VARIANTS: dict[str, tuple[str, dict, dict, str]] = {
     "byol-lightly": ("byol", {"lr": 0.06, "weight_decay": 5e-4}, {"momentum": 0.99},
                      "lightly's CIFAR-10 benchmark setting: SGD lr 0.06 per 128 images, weight decay 5e-4, EMA "
                      "0.99 cosine to 1"),
+    "byol-pred10": ("byol", {}, {"predictor_lr_mult": 10.0},
+                    "BYOL with a predictor learning 10x faster than the encoder (SimSiam's and DirectPred's "
+                    "finding that the predictor should adapt faster than the features it predicts)"),
+    "byol-m09": ("byol", {}, {"momentum": 0.9},
+                 "BYOL with a faster-following target at the start (EMA 0.9, cosine to 1): the BYOL paper's "
+                 "ablation still learns at 0.9, and a short schedule leaves the target little time to move"),
+    "byol-m09-pred10": ("byol", {}, {"momentum": 0.9, "predictor_lr_mult": 10.0},
+                        "byol-m09 and byol-pred10 together"),
 }
 
 

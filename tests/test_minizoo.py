@@ -193,3 +193,32 @@ def test_symmetric_moco_sees_one_queue_snapshot_and_enqueues_both_keys():
     assert torch.allclose(loss, expected, atol=1e-4)
     assert torch.allclose(bank.bank[:8], k, atol=1e-6) and torch.equal(bank.bank[8:], before[8:])
     assert int(bank.bank_ptr) == 8
+
+
+def test_byol_predictor_lr_multiplier_gets_its_own_group_and_scaled_lr(monkeypatch):
+    """``predictor_lr_mult`` (recipe pilots, issue 17): the predictor's SGD group runs at a multiple of the
+    schedule's lr; without it BYOL keeps one group in parameter order, the loop the 1x checkpoints ran."""
+    from medssl_utils.models.minizoo.resume import run_stage
+
+    torch.manual_seed(0)
+    plain = R.build_learner(R.Stage("byol", "fractal", 3, 4, 0.1, "ssl"), build_headless("mini_resnet18_w16"), 4)
+    (g,) = plain.param_groups()
+    assert g["lr_mult"] == 1.0 and g["params"] == [p for p in plain.parameters() if p.requires_grad]
+
+    stage = R.Stage("byol", "fractal", 3, 4, 0.1, "ssl", params=(("predictor_lr_mult", 10.0),))
+    learner = R.build_learner(stage, build_headless("mini_resnet18_w16"), 4)
+    rest, pred = learner.param_groups()
+    assert pred["lr_mult"] == 10.0 and {id(p) for p in pred["params"]} == {id(p) for p in learner.predictor.parameters()}
+    assert not {id(p) for p in rest["params"]} & {id(p) for p in pred["params"]}
+    assert len(rest["params"]) + len(pred["params"]) == len([p for p in learner.parameters() if p.requires_grad])
+
+    seen = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append([grp["lr"] for grp in self.param_groups])
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    run_stage(learner, stage, torch.rand(8, 3, 32, 32), torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert len(seen) == 3 and all(abs(b - 10 * a) < 1e-12 and a > 0 for a, b in seen)

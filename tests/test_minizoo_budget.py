@@ -194,7 +194,7 @@ def test_the_neutral_corpus_has_classes_no_recipe_trained_on():
 def test_the_cli_needs_an_action_and_forwards_options():
     from medssl_utils.cli import main
 
-    for argv in (["--budget", "4"], ["--budget", "4", "--baselines"]):
+    for argv in (["--budget", "4"], ["--budget", "4", "--baselines"], ["--worker", "--name", "mini-sup-s0"]):
         with pytest.raises(SystemExit):
             T.main(argv)
     with pytest.raises(SystemExit) as exc:     # 'medssl minizoo --budget ...' reaches the trainer's parser
@@ -207,6 +207,28 @@ def test_the_budget_gpu_script_skips_cleanly_without_cuda():
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert res.returncode == 0 and res.stdout.strip() == "skipped: no CUDA device", res.stdout + res.stderr
+
+
+def test_the_budget_gpu_script_runs_its_whole_path_on_cpu(tmp_path):
+    """``--device cpu`` dry run (a few steps): data, two workers sharing a chained pair (MoCo-CXR waits for its
+    supervised parent), publish with both probes, the table; so the script is exercised before a GPU is lent."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "minizoo_budget_gpu.py"
+    out = tmp_path / "gpu"
+    res = subprocess.run([sys.executable, str(script), "--device", "cpu", "--budget", "2", "--jobs", "2",
+                          "--names", "mini-sup-s0", "mini-mococxr-s0", "--steps", "2", "--batch-size", "8",
+                          "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    recs = json.loads((out / "manifest.json").read_text())["budgets"]
+    assert set(recs) == {"mini-sup-b2-s0", "mini-mococxr-b2-s0"}
+    assert recs["mini-mococxr-b2-s0"]["init_from"]["sha256"] == recs["mini-sup-b2-s0"]["sha256"]
+    for rec in recs.values():
+        assert rec["overrides"] == {"steps": 2, "batch_size": 8} and rec["images_seen"] == 2 * 2 * 8 * len(rec["stages"])
+        assert rec["devices"][0].startswith("cpu") and set(rec["neutral_probe"]) == {"knn", "linear"}
+        assert f"{rec['name']} " in res.stdout
+    assert "budget 2: workers exited [0, 0]" in res.stdout
+    bad = subprocess.run([sys.executable, str(script), "--device", "cpu", "--names", "mini-nope-s0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "mini-nope-s0" in bad.stderr
 
 
 def test_supersede_retires_a_recipes_records_weights_and_budgets(tmp_path):

@@ -89,8 +89,7 @@ def run_stage(learner: Learner, stage: Stage, images: torch.Tensor, labels: torc
     """
     steps = stage.steps if steps is None else steps
     bs = min(stage.batch_size if batch_size is None else batch_size, len(images))
-    params = [p for p in learner.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
+    opt = torch.optim.SGD(learner.param_groups(), lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
     sched_stage = stage if steps == stage.steps else Stage(**{**stage.__dict__, "steps": steps,
                                                               "warmup": min(stage.warmup, steps // 2)})
     learner.train()
@@ -114,7 +113,7 @@ def run_stage(learner: Learner, stage: Stage, images: torch.Tensor, labels: torc
         idx = perm[pos:pos + bs]
         pos += bs
         for g in opt.param_groups:
-            g["lr"] = lr_at(sched_stage, step)
+            g["lr"] = lr_at(sched_stage, step) * g.get("lr_mult", 1.0)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=stage.bf16):
             loss = learner.loss(images[idx], labels[idx], gen, step)
         if not torch.isfinite(loss):

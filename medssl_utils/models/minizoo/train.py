@@ -443,8 +443,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--name", nargs="+", help="model name(s), e.g. mini-simclr-s0 (with --budget: the 1x name)")
     g.add_argument("--baselines", action="store_true", help="probe the random-init models into the manifest")
     g.add_argument("--repack", action="store_true", help="re-serialise published weights byte-stably")
-    g.add_argument("--worker", action="store_true",
-                   help="like --all, but several workers can share the list (each claims a model in OUT/.claims)")
+    ap.add_argument("--worker", action="store_true",
+                    help="like --all (with --budget and --name: those models), but several workers can share the "
+                         "list (each claims a model in OUT/.claims)")
     ap.add_argument("--out", default=str(WEIGHTS_DIR), help="weights directory (default: the package's)")
     ap.add_argument("--manifest", default=None, help="manifest path (default: manifest.json beside --out's "
                                                       "parent when --out is the package dir, else OUT/manifest.json)")
@@ -464,6 +465,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--save-every", type=int, default=200, help="steps between state saves (default 200)")
     b.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help=f"state files (default {DEFAULT_STATE_DIR})")
     b.add_argument("--device", default="cpu", help="cpu (deterministic) or cuda")
+    b.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)       # tests: steps per stage at 1x
+    b.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)  # tests
     b.add_argument("--import-budgets", default=None, metavar="DIR",
                    help="copy budget checkpoints and records built elsewhere (DIR/manifest.json, DIR/*.pt) in")
     n = ap.add_argument_group("neutral probe")
@@ -480,6 +483,9 @@ def main(argv: list[str] | None = None) -> None:
                  "is required")
     if (a.neutral_probe or a.budget is not None) and (a.baselines or a.repack):
         ap.error("--budget and --neutral-probe do not combine with --baselines or --repack")
+    if a.worker and (a.all or a.baselines or a.repack or (a.name and a.budget is None)):
+        ap.error("--worker builds every model (or, with --budget, the --name models); it does not combine with "
+                 "--all, --baselines, --repack, or --name without --budget")
     out = Path(a.out)
     manifest = Path(a.manifest) if a.manifest else (MANIFEST if out.resolve() == WEIGHTS_DIR else out / "manifest.json")
     # budget builds and the neutral probe cache the corpus (10-90 s to generate) like the profiles do
@@ -534,7 +540,7 @@ def _budget(a: argparse.Namespace, out: Path, manifest: Path, sources: Sources) 
     if a.device.startswith("cuda"):     # same GPU, same result; the CPU path never reads these
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     b = B.Build(out=out, manifest=manifest, sources=sources, state_dir=Path(a.state_dir), save_every=a.save_every,
-                threads=a.threads, device=a.device, resume=a.resume)
+                threads=a.threads, device=a.device, resume=a.resume, steps=a.steps, batch_size=a.batch_size)
     deadline = None if a.stretch_minutes is None else time.time() + 60 * a.stretch_minutes
     with stop_on_signals(Stop(a.stretch_steps, deadline)) as stop:
         names = a.name or all_names()
