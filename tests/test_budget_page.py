@@ -101,6 +101,33 @@ def test_neutral_gap_is_ssl_minus_supervised_at_the_same_budget(monkeypatch):
     assert list(gap.index.get_level_values("recipe").unique()) == ["simclr"]      # supervised is the reference
 
 
+def test_a_budget_without_supervised_is_compared_with_the_largest_supervised_budget_below(monkeypatch):
+    """A 16x SimCLR with no 16x supervised model: its gap is taken against supervised at 4x, and says so."""
+    names = [_fake_budget(monkeypatch, m, b) for m, b in (("mini-sup-s0", 4), ("mini-simclr-s0", 4),
+                                                          ("mini-simclr-s0", 16))]
+    assert rb.supervised_reference([1, 4, 16], [1, 4]) == {1: 1, 4: 4, 16: 4}
+    assert rb.supervised_reference([1, 2], [2]) == {2: 2}
+    m = _manifest({"mini-sup-s0": 0.90, "mini-simclr-s0": 0.10, names[0]: 0.96, names[1]: 0.60, names[2]: 0.93})
+    gap = rb.neutral_gap(rb.neutral_rows(m)).set_index(["recipe", "budget"])
+    assert gap.value[("simclr", 16)] == pytest.approx(93.0 - 96.0)
+    assert gap.supervised_budget[("simclr", 16)] == 4 and gap.supervised_budget[("simclr", 4)] == 4
+    words = rb.projection_table(rb.project_budget(gap.reset_index())).set_index("recipe").status
+    assert words["simclr"] == "within 5 points at 16x (gap against supervised at 4x: not built at 16x)"
+
+
+def test_a_budget_missing_a_family_is_named_not_evaluated():
+    """Claims need both families they compare; a budget without them gets a 'not evaluated' row, and the page's
+    sentence gives each claim's largest evaluated budget first."""
+    rows = [{"budget": "1x", "claim": c, "verdict": "not supported at 1x", "this_run": "x", "evaluated": True}
+            for c in ("C1", "C5")]
+    rows += [{"budget": "4x", "claim": "C1", "verdict": "supported at 4x", "this_run": "y", "evaluated": True},
+             {"budget": "4x", "claim": "C5", "verdict": "not evaluated at 4x (needs domain-specific and "
+              "self-supervised models)", "this_run": "only Mini SimCLR x4 built at 4x", "evaluated": False}]
+    text = rb.largest_verdicts(pd.DataFrame(rows))
+    assert text == ("C1: supported at 4x (y); C5: not supported at 1x (x); not evaluated at 4x (needs "
+                    "domain-specific and self-supervised models): only Mini SimCLR x4 built at 4x.")
+
+
 def test_projection_extrapolates_a_rising_gap_and_says_when_it_does_not():
     gap = pd.DataFrame({"recipe": ["a", "a", "b", "b", "c", "c", "d", "e", "e"], "family": "self-supervised",
                         "budget": [1, 4, 1, 4, 1, 4, 1, 1, 4], "images_seen": [1e5, 4e5, 1e5, 4e5, 1e5, 4e5, 1e5, 1e5, 4e5],
@@ -146,6 +173,14 @@ def test_claims_per_budget_name_the_budget_and_equal_weights_give_equal_verdicts
     assert list(one.this_run) == list(four.this_run)
     assert [t.rsplit(" at ", 1)[0] for t in one.verdict] == [t.rsplit(" at ", 1)[0] for t in four.verdict]
     assert rb.largest_verdicts(v).startswith("C1: ") and "at 4x" in rb.largest_verdicts(v)
+    assert v.evaluated.all()
+    lone = _fake_budget(monkeypatch, "mini-simclr-s0", 16)
+    rows16 = pd.concat([rows, rows[rows.model == "mini-simclr-s0"].assign(model=lone)], ignore_index=True)
+    v16 = rb.verdicts_by_budget(cfg, rows16, protocols=("fewshot",))
+    assert list(v16.budget) == ["1x", "1x", "4x", "4x", "16x", "16x"]
+    assert v16.iloc[:4].drop(columns="evaluated").equals(v.drop(columns="evaluated"))
+    assert not v16.iloc[4:].evaluated.any() and set(v16.iloc[4:].this_run) == {"only Mini SimCLR built at 16x"}
+    assert "C1: " + v.iloc[2].verdict in rb.largest_verdicts(v16) and "not evaluated at 16x" in rb.largest_verdicts(v16)
     fig = rb.budget_figure(rb.transfer_curve(rows, ("fewshot",)), rb.neutral_gap(rb.neutral_rows(read_manifest())),
                            rb.paper_top1_gap(), rb.paper_positions(list(cfg.datasets), ("fewshot",)))
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
