@@ -113,6 +113,8 @@ def test_a_budget_without_supervised_is_compared_with_the_largest_supervised_bud
     assert gap.supervised_budget[("simclr", 16)] == 4 and gap.supervised_budget[("simclr", 4)] == 4
     words = rb.projection_table(rb.project_budget(gap.reset_index())).set_index("recipe").status
     assert words["simclr"] == "within 5 points at 16x (gap against supervised at 4x: not built at 16x)"
+    both = rb.neutral_projections(rb.neutral_rows(m))
+    assert list(both.probe) == ["knn", "linear"] and list(rb.projection_table(both).probe) == ["kNN", "linear"]
 
 
 def test_a_budget_missing_a_family_is_named_not_evaluated():

@@ -75,14 +75,17 @@ else:
     md("""
 ### Is the gap closing?
 
-Per self-supervised recipe: its neutral-probe gap to supervised at the largest budget built, and a straight
-line through its budgets on a log axis of images seen. Where the gap is still wider than 5 points and the line
-rises, the images seen at which the line would reach -5 points are printed: an extrapolation from few points,
-a guide to the next budget to build, not a result.
+Per neutral probe (kNN, as in the figure, and the linear probe) and self-supervised recipe: the gap to
+supervised at the largest budget built, and a straight line through the recipe's budgets on a log axis of
+images seen. Where the gap is still wider than 5 points and the line rises, the images seen at which the line
+would reach -5 points are printed: an extrapolation from few points, a guide to the next budget to build, not a
+result. Where the supervised recipe was not built at a budget, the gap is taken against its largest budget
+below, which the status names; as long as the supervised recipe keeps rising, that gap flatters the
+self-supervised recipe.
 """),
     code("""
-rb.show(rb.projection_table(rb.project_budget(gap)), "budget-projection",
-        "Neutral-probe gap to supervised: the trend per recipe")
+rb.show(rb.projection_table(rb.neutral_projections(neutral)), "budget-projection",
+        "Neutral-probe gap to supervised: the trend per probe and recipe")
 """, tags=["hide-input"]),
     md("""
 ## The paper's Q1 and Q2 claims at each budget

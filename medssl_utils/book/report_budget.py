@@ -167,6 +167,14 @@ def project_budget(gap: pd.DataFrame, target: float = NEUTRAL_TARGET) -> pd.Data
     return pd.DataFrame(out)
 
 
+def neutral_projections(neutral: pd.DataFrame, target: float = NEUTRAL_TARGET) -> pd.DataFrame:
+    """``project_budget`` for both neutral probes, kNN first: the two can disagree (a linear probe can separate
+    classes a nearest-neighbour vote cannot), and the page shows both rather than pick one."""
+    out = [project_budget(neutral_gap(neutral, probe), target).assign(probe=probe) for probe in ("knn", "linear")]
+    out = [o for o in out if not o.empty]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
 def paper_positions(datasets: list[str], protocols=PROTOCOLS) -> pd.DataFrame:
     """The paper's place on the transfer panels: its published values scaled 0-1 per task over all its models (the
     rule of ``per_model_scaled``), averaged per (protocol, family)."""
@@ -355,7 +363,9 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
             return f"rising too slowly to project (the line passes -5 points beyond {MAX_PROJECTION:,}x)"
         return f"rising; the line reaches -5 points at ≈{r.projected_images:.1e} images (≈{r.projected_budget:,.0f}x)"
 
-    return pd.DataFrame({"recipe": proj.recipe, "budgets": proj.budgets,
+    probe = {"knn": "kNN", "linear": "linear"}
+    return pd.DataFrame({**({"probe": [probe.get(v, v) for v in proj.probe]} if "probe" in proj else {}),
+                         "recipe": proj.recipe, "budgets": proj.budgets,
                          "gap at largest budget (points)": proj.last_gap.round(1),
                          "slope (points per 10x images)": proj.slope_per_10x.round(1),
                          "status": [status(r) for r in proj.itertuples()]})
