@@ -76,8 +76,8 @@ else:
 ### Is the gap closing?
 
 Per neutral probe (kNN, as in the figure, and the linear probe) and self-supervised recipe: the gap to
-supervised at the largest budget built, and a straight line through the recipe's budgets on a log axis of
-images seen. Where the gap is still wider than 5 points and the line rises, the images seen at which the line
+supervised at the largest budget built, and a straight line through the recipe's two largest budgets on a
+log axis of images seen (the local trend: a gap that closed fast at first may flatten). Where the gap is still wider than 5 points and the line rises, the images seen at which the line
 would reach -5 points are printed: an extrapolation from few points, a guide to the next budget to build, not a
 result. Where the supervised recipe was not built at a budget, the gap is taken against its largest budget
 below, which the status names; as long as the supervised recipe keeps rising, that gap flatters the

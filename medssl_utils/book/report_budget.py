@@ -144,9 +144,10 @@ def paper_top1_gap() -> float:
 
 
 def project_budget(gap: pd.DataFrame, target: float = NEUTRAL_TARGET) -> pd.DataFrame:
-    """Per SSL recipe, a straight line of its neutral gap against log10(images seen) through its budgets: the
-    slope (points per 10x images), whether it is rising, and the images seen (and multiple of 1x) at which the
-    line reaches ``target``. An extrapolation from a few points, printed as such, never a result."""
+    """Per SSL recipe, a straight line of its neutral gap against log10(images seen) through its two largest
+    budgets (the local trend: a gap that closes fast at first and then flattens must not be projected with its
+    early slope): the slope (points per 10x images), whether it is rising, and the images seen (and multiple of
+    1x) at which the line reaches ``target``. An extrapolation from two points, printed as such, never a result."""
     out = []
     for recipe, g in gap.groupby("recipe", sort=True):
         g = g.sort_values("images_seen")
@@ -156,8 +157,8 @@ def project_budget(gap: pd.DataFrame, target: float = NEUTRAL_TARGET) -> pd.Data
                int(g.budget.iloc[-1]),
                "slope_per_10x": np.nan, "reached": bool(y[-1] >= target), "projected_images": np.nan,
                "projected_budget": np.nan}
-        if len(g) >= 2 and np.ptp(x) > 0:
-            slope, icpt = np.polyfit(x, y, 1)
+        if len(g) >= 2 and np.ptp(x[-2:]) > 0:
+            slope, icpt = np.polyfit(x[-2:], y[-2:], 1)
             row["slope_per_10x"] = slope
             if slope > 0 and not row["reached"]:
                 row["projected_images"] = 10 ** ((target - icpt) / slope)
