@@ -211,3 +211,12 @@ def test_the_paper_profile_has_no_axis_and_every_step_of_the_page_still_runs():
     neutral = rb.neutral_rows(read_manifest())
     gap = rb.neutral_gap(neutral[neutral.model.isin(models)])
     assert gap.empty and rb.projection_table(rb.project_budget(gap)).empty
+
+
+def test_the_budget_table_orders_budgets_by_size_within_a_recipe():
+    available()
+    names = ["mini-simclr-b16-s0", "mini-simclr-b4-s0", "mini-simclr-s0", "mini-sup-s0"]
+    if not all(n in MODELS for n in names):
+        pytest.skip("the committed zoo has no 16x SimCLR")
+    t = rb.budget_table(read_manifest(), names)
+    assert list(t.budget) == ["1x", "4x", "16x", "1x"] and list(t.recipe)[::3] == ["Mini SimCLR", "Mini supervised"]

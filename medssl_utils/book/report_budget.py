@@ -337,7 +337,9 @@ def budget_table(manifest: dict, models) -> pd.DataFrame:
         seeds=("seed", lambda s: ", ".join(str(v) for v in sorted(s))),
         **{c: (c, "mean") for c in ("wall time (min)", "source probe", "neutral kNN", "neutral linear")}).reset_index()
     rank = [report.FAMILY_ORDER.index(f) if f in report.FAMILY_ORDER else 9 for f in out.family]
-    out = out.assign(_r=rank).sort_values(["_r", "recipe", "budget"], kind="stable").drop(columns=["_r", "family"])
+    base = [r.rsplit(" ×", 1)[0] for r in out.recipe]          # "Mini SimCLR ×16" sorts after "Mini SimCLR ×4"
+    out = out.assign(_r=rank, _b=base).sort_values(["_r", "_b", "budget"], kind="stable").drop(
+        columns=["_r", "_b", "family"])
     out["budget"] = [f"{b}x" if b else "—" for b in out.budget]
     out["images seen"] = [f"{v:,}" for v in out["images seen"]]
     return out.round(1).reset_index(drop=True)
