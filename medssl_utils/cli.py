@@ -46,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--suffix", default="", help="appended to output file names")
     nb.add_argument("--force", action="store_true")
     nb.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE", help="parameter override (YAML value)")
-    nb.add_argument("--executor", help="where the grid's units run: local | submitit | ray (the parameter 'executor')")
+    nb.add_argument("--executor",
+                    help="where the grid's units run: local | processes | submitit | ray (the parameter 'executor')")
 
     rn = sub.add_parser("run", help="run a grid of (protocol, model, dataset) units; shardable")
     rn.add_argument("--profile", default="mini")
     rn.add_argument("--protocols", default="fewshot,linear,finetune")
     rn.add_argument("--shard", help="i/n: this worker's share (default: RANK/WORLD_SIZE or SLURM variables)")
     rn.add_argument("-p", dest="params", action="append", metavar="KEY=VALUE")
-    rn.add_argument("--executor", help="local | submitit (SLURM array jobs) | ray; settings: -p executor_options={...}")
+    rn.add_argument("--executor", help="local | processes (a pool on this machine) | submitit (SLURM array jobs) | "
+                                       "ray; settings: -p executor_options={...}")
 
     ck = sub.add_parser("check", help="validate a profile and overrides, then exit")
     ck.add_argument("--profile", default="mini")

@@ -43,7 +43,7 @@ KINDS = {  # kind: (annotation in the parameters cell, what a value must be)
     "number": ("Optional[float]", "a number"),
     "mapping": ("Optional[dict]", "a mapping"),
     "files": ("Optional[list]", "YAML file path(s), or null"),
-    "executor": ("Optional[str]", "local, submitit or ray"),
+    "executor": ("Optional[str]", "local, processes, submitit or ray"),
 }
 
 
@@ -77,8 +77,9 @@ class Config:
                                      default_factory=dict)
     n_boot: int = _param("count", "bootstrap resamples behind the 95% CI of linear and finetune test metrics",
                          "not stated", default=2000)
-    executor: str = _param("executor", "where the grid's units run: local (this process) | submitit (SLURM array "
-                                       "jobs) | ray; results are the same", default="local")
+    executor: str = _param("executor", "where the grid's units run: local (this process) | processes (a pool "
+                                       "on this machine) | submitit (SLURM array jobs) | ray; results are the same",
+                      default="local")
     executor_options: dict[str, Any] = _param("mapping", "executor settings, e.g. {partition: gpu, gpus_per_task: 1} "
                                                          "(scale/executors.py)", default_factory=dict)
     extra_models: tuple[str, ...] = _param("files", "YAML file(s) declaring your own models (user_entries.py)",

@@ -1,5 +1,6 @@
-"""The grid through each executor (#18): local, submitit (its local cluster: real subprocesses, no SLURM) and Ray
-(a local Ray) give the same rows, byte for byte after sorting; the results store is the one place they meet."""
+"""The grid through each executor (#18): local, a local process pool, submitit (its local cluster: real subprocesses,
+no SLURM) and Ray (a local Ray) give the same rows, byte for byte after sorting; the results store is the one place
+they meet."""
 import pytest
 
 from medssl_utils import config
@@ -24,18 +25,20 @@ def _csv(rows) -> str:
     return rows.drop(columns=["code_version"]).sort_values(keys).to_csv(index=False)
 
 
-def test_three_executors_give_the_same_rows(tmp_path):
+def test_every_executor_gives_the_same_rows(tmp_path):
     protocols = ["fewshot", "linear", "saliency"]
     local = grid.run(_cfg(tmp_path, "local"), protocols, progress=False)
     sub = grid.run(_cfg(tmp_path, "submitit", cluster="local", folder=str(tmp_path / "submitit"), chunk_size=50),
                    protocols, progress=False)
     ray = grid.run(_cfg(tmp_path, "ray", ray_num_cpus=2), protocols, progress=False)
+    pool = grid.run(_cfg(tmp_path, "processes", workers=2), protocols, progress=False)
     assert len(local) >= 10 and set(local.protocol) == set(protocols)
-    assert _csv(local) == _csv(sub) == _csv(ray)
+    assert _csv(local) == _csv(sub) == _csv(ray) == _csv(pool)
 
 
 def test_an_unknown_executor_or_option_is_one_line(tmp_path):
-    with pytest.raises(config.ConfigError, match="parameter 'executor': 'slurm'; expected one of local, submitit, ray"):
+    expected = "parameter 'executor': 'slurm'; expected one of local, processes, submitit, ray"
+    with pytest.raises(config.ConfigError, match=expected):
         _cfg(tmp_path, "slurm")
     with pytest.raises(config.ConfigError, match="executor_options: unknown key"):
         _cfg(tmp_path, "submitit", partitoin="gpu")

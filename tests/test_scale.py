@@ -88,6 +88,7 @@ def ray_up(importable):
     ({"max_retries": True}, "executor_options.max_retries"),
     ({"cluster": "kubernetes"}, "executor_options.cluster"),
     ({"ray_address": "auto", "ray_num_cpus": 4}, "executor_options.ray_num_cpus"),
+    ({"workers": 0}, "executor_options.workers"),
     (["partition"], "executor_options"),
 ])
 def test_options_errors_are_one_line_naming_the_key(options, key):
@@ -101,7 +102,7 @@ def test_options_defaults_and_values():
     assert ExecutorOptions.from_options(None) == ExecutorOptions()
     o = ExecutorOptions.from_options({"partition": "gpu", "gpus_per_task": 1, "folder": Path("/x")})
     assert (o.partition, o.gpus_per_task, o.folder, o.chunk_size, o.max_retries) == ("gpu", 1, "/x", 4, 2)
-    assert EXECUTORS == ("local", "submitit", "ray")
+    assert EXECUTORS == ("local", "processes", "submitit", "ray")
 
 
 def test_unknown_executor_and_missing_extra(monkeypatch, tmp_path):
@@ -128,6 +129,22 @@ def test_every_executor_writes_the_same_files(tmp_path, ray_up):
     assert got["local"] == got["submitit"] == got["ray"]
 
 
+def test_processes_share_the_cores_and_one_worker_runs_here(tmp_path, importable, monkeypatch):
+    from medssl_utils.scale import executors
+
+    monkeypatch.setattr(executors, "_cores", lambda: 4)
+    opts = ExecutorOptions.from_options
+    assert executors.process_workers(opts({"workers": 3}), 10) == 3
+    assert executors.process_workers(opts({"workers": 3}), 2) == 2           # never more workers than units
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert executors.process_workers(opts(None), 10) == 4                    # one per core
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert executors.process_workers(opts(None), 10) == 1                    # the units would share one GPU
+    root = tmp_path / "one"
+    assert run(root, ["a", "b"], "processes", workers=1) == []             # in this process: no pool
+    assert {p.name.split(".")[0] for p in (root / "calls").iterdir()} == {"a", "b"}
+
+
 def test_submitit_resume_redoes_only_undone_units(tmp_path, importable):
     pytest.importorskip("submitit")
     root = tmp_path / "r"
@@ -142,9 +159,10 @@ def test_submitit_resume_redoes_only_undone_units(tmp_path, importable):
     assert sorted(p.stem for p in (root / "out").iterdir()) == sorted(units)
 
 
-@pytest.mark.parametrize("executor", ["submitit", "ray"])
+@pytest.mark.parametrize("executor", ["processes", "submitit", "ray"])
 def test_retries_until_done_and_return_what_never_finishes(tmp_path, executor, request, capfd):
-    pytest.importorskip(executor)
+    if executor != "processes":
+        pytest.importorskip(executor)
     request.getfixturevalue("ray_up" if executor == "ray" else "importable")
     root = tmp_path / "r"
     units = ["ok0", "flaky1", "bad2", "ok3"]

@@ -250,6 +250,18 @@ def test_the_grid_runs_on_a_user_folder_without_data_root(tmp_path, data_yml):
     assert list(rows.dataset.unique()) == ["my-folder"]
 
 
+def test_worker_processes_know_your_model_and_dataset(tmp_path, model_yml, data_yml):
+    """A spawned worker did not resolve the config: the grid registers the run's own entries there first."""
+    kw = dict(extra_models=[str(model_yml)], extra_datasets=[str(data_yml)], models=["my-r18", "mini-random-s0"],
+              datasets=["my-folder"])
+    pool = grid.run(_resolve(tmp_path, executor="processes", executor_options={"workers": 2}, **kw), ["fewshot"],
+                    progress=False)
+    here = grid.run(_resolve(tmp_path, results_dir=str(tmp_path / "here"), **kw), ["fewshot"], progress=False)
+    assert sorted(pool.model) == ["mini-random-s0", "my-r18"]
+    cols = ["model", "dataset", "metric", "value", "cache_key"]
+    assert pool.sort_values("model")[cols].equals(here.sort_values("model")[cols])
+
+
 def test_user_entries_are_known_as_such(tmp_path, model_yml):
     _resolve(tmp_path, extra_models=[str(model_yml)], models=["my-r18"])
     assert user_entries.is_user_entry("models", "my-r18") and not user_entries.is_user_entry("models", "mini-sup-s0")

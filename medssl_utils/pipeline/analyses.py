@@ -175,7 +175,7 @@ def input_key(cfg: Config, unit: Unit) -> str:
     if not is_source(unit.dataset):
         return inputs.feature_key(cfg, unit.model, unit.dataset)
     ds, _, mh = sample_input(cfg, unit.dataset)
-    return feat.cache_key(inputs.backbone(cfg, unit.model), ds, mh)
+    return feat.cache_key(inputs.backbone_identity(cfg, unit.model), ds, mh)
 
 
 # ---------------------------------------------------------------- inputs

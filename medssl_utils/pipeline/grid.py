@@ -99,6 +99,15 @@ def run_unit(cfg: Config, unit: Unit, settings: Settings | None = None) -> None:
     ResultsStore(cfg.results_dir).write(unit.name(cfg), rows, outcomes)
 
 
+def run_unit_elsewhere(cfg: Config, unit: Unit) -> None:
+    """``run_unit`` in a process that did not resolve ``cfg`` (an executor's worker): the run's own models and
+    datasets (``extra_models``/``extra_datasets``) are registered there first, as ``config.resolve`` did here."""
+    from ..user_entries import register_files
+
+    register_files(cfg.extra_models, cfg.extra_datasets)
+    run_unit(cfg, unit)
+
+
 def collect(cfg: Config, units: Iterable[Unit]) -> pd.DataFrame:
     """The stored rows of these units (those that exist), one frame, in the units' order (the plan's)."""
     store = ResultsStore(cfg.results_dir)
@@ -129,7 +138,7 @@ def run(cfg: Config, protocols: Iterable[str], *, models: Sequence[str] | None =
     else:
         from ..scale.executors import execute
 
-        failed = execute(todo, partial(run_unit, cfg), is_done=partial(is_current, cfg), executor=executor,
+        failed = execute(todo, partial(run_unit_elsewhere, cfg), is_done=partial(is_current, cfg), executor=executor,
                          options=cfg.executor_options if executor_options is None else executor_options,
                          progress=progress)
         if failed:

@@ -58,11 +58,29 @@ def _backbone(name: str, weights_dir: str | None, device: str, normalisation: st
     return bb
 
 
+def _backbone_args(cfg: Config, name: str) -> tuple:
+    normalisation = ((cfg.options.get("models") or {}).get(name) or {}).get("normalisation")
+    return name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device, normalisation
+
+
 def backbone(cfg: Config, name: str) -> Backbone:
     """The model with ``options.models.<name>.normalisation`` applied (e.g. MoCo-CXR's own CXR statistics); the
     preprocess key, hence every feature-cache and result key, names the normalisation used."""
-    normalisation = ((cfg.options.get("models") or {}).get(name) or {}).get("normalisation")
-    return _backbone(name, str(cfg.weights_dir) if cfg.weights_dir else None, cfg.device, normalisation)
+    return _backbone(*_backbone_args(cfg, name))
+
+
+@lru_cache(maxsize=4096)
+def _identity(name: str, weights_dir: str | None, device: str, normalisation: str | None) -> Backbone:
+    """The backbone without its module: what cache keys read (name, arch, weights hash, preprocessing).
+
+    Checking whether a grid's units are done needs every model's key for every dataset; the grid visits
+    models inside datasets, so the small module cache above would reload each checkpoint once per dataset.
+    This one holds no weights, so it can hold every model of a run."""
+    return replace(_backbone(name, weights_dir, device, normalisation), module=None)
+
+
+def backbone_identity(cfg: Config, name: str) -> Backbone:
+    return _identity(*_backbone_args(cfg, name))
 
 
 def features(cfg: Config, model: str, data: str, *, progress: bool = False,
@@ -118,7 +136,7 @@ def episodes(cfg: Config, data: str) -> fewshot.Episodes:
 def feature_key(cfg: Config, model: str, data: str, *, small_resize: int | None = None) -> str:
     """The feature-cache key of (model, dataset): weights, preprocessing, pixels, manifest."""
     _, mh = manifest(cfg, data)
-    return feat.cache_key(_fewshot_backbone(backbone(cfg, model), small_resize), dataset(cfg, data), mh)
+    return feat.cache_key(_fewshot_backbone(backbone_identity(cfg, model), small_resize), dataset(cfg, data), mh)
 
 
 def split_rows(cfg: Config, data: str, fs: feat.FeatureSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -135,3 +153,4 @@ def clear_caches() -> None:
     """Forget the datasets and backbones built so far (after registering new entries)."""
     _dataset.cache_clear()
     _backbone.cache_clear()
+    _identity.cache_clear()

@@ -1,4 +1,5 @@
-"""Run grid units on an engine: a plain loop here, SLURM (or local subprocess) array jobs via submitit, or Ray tasks.
+"""Run grid units on an engine: a plain loop here, a pool of worker processes on this machine, SLURM (or local
+subprocess) array jobs via submitit, or Ray tasks.
 
 Contract: ``run_one(unit)`` writes the unit's results to disk itself (idempotently) and ``is_done(unit)`` reads
 them back, so the engine only has to run code, never to carry results. That makes every engine give the same
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import MedsslError
 from ..progress import bar
 
-EXECUTORS = ("local", "submitit", "ray")
+EXECUTORS = ("local", "processes", "submitit", "ray")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
 EXTRA_HINT = "pip install -e '.[cluster]'"
 
@@ -36,6 +37,7 @@ _FIELD_RULES: dict[str, tuple[tuple[type, ...], str, int | None]] = {
     "max_retries": ((int,), "an integer >= 0", 0),
     "ray_address": ((str, type(None)), "a Ray address (e.g. 'auto', 'ray://head:10001') or null (start a local Ray)", None),
     "ray_num_cpus": ((int, type(None)), "an integer >= 1 or null (all CPUs)", 1),
+    "workers": ((int, type(None)), "an integer >= 1 or null (one per CPU core; one when a GPU is visible)", 1),
 }
 
 
@@ -54,6 +56,7 @@ class ExecutorOptions:
     max_retries: int = 2
     ray_address: str | None = None             # None: start a local Ray for this call
     ray_num_cpus: int | None = None
+    workers: int | None = None                 # processes: None = one per CPU core (one when a GPU is visible)
 
     @classmethod
     def from_options(cls, d: dict | None) -> "ExecutorOptions":
@@ -99,22 +102,24 @@ def execute(units: Iterable, run_one: Callable[[Any], Any], *, is_done: Callable
     """Run ``run_one(u)`` for every unit not yet ``is_done``; return the units still not done (empty: success).
 
     ``local`` is a plain loop here: an exception propagates with its traceback (as before, no retries: a failure
-    in this process would recur). ``submitit`` and ``ray`` report each failed job or task on one line, keep
-    going, and resubmit the units left undone up to ``options.max_retries`` times.
+    in this process would recur). ``processes``, ``submitit`` and ``ray`` report each failed unit, job or task on
+    one line, keep going, and resubmit the units left undone up to ``options.max_retries`` times.
     """
     if executor not in EXECUTORS:
         raise MedsslError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     opts = ExecutorOptions.from_options(options)
-    if executor != "local":
-        require({"submitit": "submitit", "ray": "ray"}[executor], executor)
+    if executor in ("submitit", "ray"):
+        require(executor, executor)
     todo = [u for u in units if not is_done(u)]
     if not todo:
         return []
+    if executor == "processes" and process_workers(opts, len(todo)) == 1:
+        executor = "local"   # one worker: no pool to start; this process has the threads
     if executor == "local":
         for u in bar(todo, desc="units", enabled=progress):
             run_one(u)
         return [u for u in todo if not is_done(u)]
-    submit = _submitit_rounds if executor == "submitit" else _ray_rounds
+    submit = {"processes": _process_rounds, "submitit": _submitit_rounds, "ray": _ray_rounds}[executor]
     return submit(todo, run_one, is_done, opts, progress)
 
 
@@ -155,6 +160,58 @@ def run_chunk(run_one: Callable[[Any], Any], chunk: list) -> list[str]:
 def chunks(units: list, size: int) -> list[list]:
     """Consecutive slices of the (deterministically ordered) unit list."""
     return [units[i:i + size] for i in range(0, len(units), size)]
+
+
+# ---------------------------------------------------------------- processes
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:    # not Linux
+        return os.cpu_count() or 1
+
+
+def process_workers(opts: ExecutorOptions, n_units: int) -> int:
+    """How many worker processes: ``workers``, else one per core, but one where a GPU is visible (the units
+    would share it) and never more than there are units."""
+    n = opts.workers
+    if n is None:
+        import torch
+
+        n = 1 if torch.cuda.is_available() else _cores()
+    return max(1, min(n, n_units))
+
+
+def _worker_init(threads: int) -> None:
+    """Each worker gets its share of the cores. Why processes and not threads inside one: on the project's
+    2-core CPU, two 1-thread workers ran the mini book's units about 20% faster than one 2-thread process
+    (small convolutions and the single-threaded parts of a unit overlap); see benchmarks/bench_executors.py."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _process_rounds(todo: list, run_one, is_done, opts: ExecutorOptions, progress: bool) -> list:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = process_workers(opts, len(todo))
+    threads = max(1, _cores() // workers)
+    context = multiprocessing.get_context("spawn")   # fork is unsafe once torch's thread pools exist
+
+    def one_round(pending: list, attempt: int) -> None:
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
+                                 initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = {pool.submit(run_one, u): u for u in pending}
+            for f in bar(as_completed(futures), total=len(futures), desc=f"units, {workers} processes"
+                         f"{f' (attempt {attempt + 1})' if attempt else ''}", enabled=progress):
+                try:
+                    f.result()
+                except Exception as exc:    # noqa: BLE001 - reported; the unit stays undone and is retried
+                    _report(f"unit {futures[f]!r} failed: {_first_line(exc)}")
+
+    return _retry(todo, is_done, opts.max_retries, one_round)
 
 
 # ---------------------------------------------------------------- submitit
