@@ -200,3 +200,20 @@ def test_authors_augmentation_in_finetune_is_seeded_and_differs_from_paper():
     assert train.augment is val.augment is test.augment is None        # eval splits never augmented
     with pytest.raises(FinetuneError, match="train_ds must be an ImageSplit"):
         _run(augment="authors")
+
+
+def test_a_split_preprocesses_each_item_once_and_finetunes_as_without_the_memo(monkeypatch):
+    opened = []
+    train, val, test = _split(48, 1), _split(16, 2), _split(16, 3)
+    image = train.image
+    train.image = lambda i: opened.append(i) or image(i)
+    kw = dict(max_steps=12, batch_size=8, eval_every=4, progress=False, device="cpu")
+    kept = finetune(small_cnn(), 8, 2, train, val, test, seed=2, **kw)
+    assert sorted(opened) == list(range(48))                 # 2 epochs, each image opened once
+    monkeypatch.setattr(ft.ImageSplit, "MEMO_BYTES", 0)      # a split too large to keep: preprocessed every time
+    opened.clear()
+    train, val, test = _split(48, 1), _split(16, 2), _split(16, 3)
+    train.image = lambda i: opened.append(i) or image(i)
+    fresh = finetune(small_cnn(), 8, 2, train, val, test, seed=2, **kw)
+    assert len(opened) == 96
+    assert kept.history == fresh.history and np.array_equal(kept.test_proba, fresh.test_proba)

@@ -138,10 +138,14 @@ class ImageSplit(Dataset):
     order of access nor the worker count; the trainer calls ``set_epoch`` at each pass.
     """
 
+    MEMO_BYTES = 256 * 2 ** 20   # preprocessed items kept, per split: a mini split (about 13 MB) fits, a paper one does not
+
     def __init__(self, image: Callable[[int], Image.Image], labels: Sequence[int], preprocess):
         self.image, self.labels, self.preprocess = image, np.asarray(labels, dtype=np.int64), preprocess
         self.augment: Callable | None = None
         self.seed, self.epoch = 0, 0
+        self._memo: dict[int, torch.Tensor] = {}   # without augmentation an item is the same tensor every epoch
+        self._memo_bytes = 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -160,10 +164,15 @@ class ImageSplit(Dataset):
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def __getitem__(self, i: int):
-        img = self.image(i)
         if self.augment is None:
-            return self.preprocess(img), int(self.labels[i])
-        img = self.augment(img.convert("RGB"), self.preprocess.size, self.item_generator(i))
+            x = self._memo.get(i)
+            if x is None:
+                x = self.preprocess(self.image(i))
+                size = x.nelement() * x.element_size()
+                if self._memo_bytes + size <= self.MEMO_BYTES:
+                    self._memo[i], self._memo_bytes = x, self._memo_bytes + size
+            return x, int(self.labels[i])   # the loader stacks items into a new batch, so sharing is safe
+        img = self.augment(self.image(i).convert("RGB"), self.preprocess.size, self.item_generator(i))
         return self.preprocess.normalise(TF.to_tensor(img)), int(self.labels[i])
 
 
