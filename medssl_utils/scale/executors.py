@@ -182,9 +182,9 @@ def process_workers(opts: ExecutorOptions, n_units: int) -> int:
 
 
 def _worker_init(threads: int) -> None:
-    """Each worker gets its share of the cores. Why processes and not threads inside one: on the project's
-    2-core CPU, two 1-thread workers ran the mini book's units about 20% faster than one 2-thread process
-    (small convolutions and the single-threaded parts of a unit overlap); see benchmarks/bench_executors.py."""
+    """Each worker gets its share of the cores (one thread each by default). What that buys: results that do not
+    depend on the machine's core count (finetuning and the inversions change with the thread count), and on the
+    project's 2 cores about 10% on many short units (benchmarks/bench_executors.py), nothing on a few long ones."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
