@@ -130,6 +130,16 @@ def test_a_budget_missing_a_family_is_named_not_evaluated():
                     "domain-specific and self-supervised models): only Mini SimCLR x4 built at 4x.")
 
 
+def test_a_verdict_on_one_training_run_says_so():
+    rows = [{"budget": b, "claim": "C1", "verdict": f"supported at {b}", "this_run": "y", "evaluated": True,
+             "seeds": n} for b, n in (("1x", 3), ("4x", 2))]
+    assert rb.largest_verdicts(pd.DataFrame(rows)) == "C1: supported at 4x (y)."
+    rows[1]["seeds"] = 1
+    assert rb.largest_verdicts(pd.DataFrame(rows)) == ("C1: supported at 4x (y, one training run per recipe there, "
+                                                       "so seed-to-seed variation is untested).")
+    assert "seeds per recipe (fewest)" in rb.verdict_table(pd.DataFrame(rows).assign(n_models=2, paper_verdict="-")).columns
+
+
 def test_projection_extrapolates_a_rising_gap_and_says_when_it_does_not():
     gap = pd.DataFrame({"recipe": ["a", "a", "b", "b", "c", "c", "d", "e", "e"], "family": "self-supervised",
                         "budget": [1, 4, 1, 4, 1, 4, 1, 1, 4], "images_seen": [1e5, 4e5, 1e5, 4e5, 1e5, 4e5, 1e5, 1e5, 4e5],
@@ -182,7 +192,8 @@ def test_claims_per_budget_name_the_budget_and_equal_weights_give_equal_verdicts
     assert list(one.this_run) == list(four.this_run)
     assert [t.rsplit(" at ", 1)[0] for t in one.verdict] == [t.rsplit(" at ", 1)[0] for t in four.verdict]
     assert rb.largest_verdicts(v).startswith("C1: ") and "at 4x" in rb.largest_verdicts(v)
-    assert v.evaluated.all()
+    assert v.evaluated.all() and v.seeds.eq(1).all()             # one seed of each recipe: the sentence says so
+    assert rb.largest_verdicts(v).count("one training run per recipe there") == 2
     lone = _fake_budget(monkeypatch, "mini-simclr-s0", 16)
     rows16 = pd.concat([rows, rows[rows.model == "mini-simclr-s0"].assign(model=lone)], ignore_index=True)
     v16 = rb.verdicts_by_budget(cfg, rows16, protocols=("fewshot",))

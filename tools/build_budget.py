@@ -94,7 +94,9 @@ C1 (self-supervised ImageNet models transfer better than supervised ones) and C5
 helps in domain and hurts out of domain), as the reproduction page evaluates them, on the models of one budget
 at a time (random init joins every budget), for the few-shot and linear protocols. The paired tests are the Q1
 and Q2 pages' (same episodes and test items, Holm-corrected). At 4x and 16x only the seeds listed above were
-built, so the seed-level t-test needs three seeds and is absent where there is one.
+built, so the seed-level t-test needs three seeds and is absent where there is one. The seeds column gives the
+fewest seeds of any recipe at that budget: where it is 1, the verdict rests on one training run of that recipe,
+and another seed could turn it.
 """),
     code("""
 verdicts = rb.verdicts_by_budget(cfg, rows) if has_axis else pd.DataFrame()

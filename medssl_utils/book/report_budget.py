@@ -198,7 +198,8 @@ def verdicts_by_budget(cfg, rows: pd.DataFrame, protocols=PROTOCOLS) -> pd.DataF
         built = [m for m in sub.model.unique() if budget_of(m) == b]
         seen = sorted({images_seen_of(m) for m in built} - {None})
         families = {model_spec(m).family for m in built}
-        row = {"budget": f"{b}x", "images_seen": _seen_text(seen), "n_models": len(built)}
+        row = {"budget": f"{b}x", "images_seen": _seen_text(seen), "n_models": len(built),
+               "seeds": _fewest_seeds(built)}
         for key, need, claim in (("C1", ("supervised", "self-supervised"), _c1), ("C5", ("domain-specific",
                                                                                          "self-supervised"), _c5)):
             if not set(need) <= families:
@@ -230,6 +231,12 @@ def _c5(cfg, sub, protocols, paper_fam, paper_scaled):
     tests = pd.concat([report.family_tests(cfg, sub, p, a="domain-specific", b="self-supervised")
                        for p in protocols], ignore_index=True)
     return claims.domain_specific_tradeoff(report.scaled_task_rows(sub, protocols), paper_scaled, tests)
+
+
+def _fewest_seeds(models: list[str]) -> int:
+    """Seeds of the least-repeated recipe: with one, a verdict rests on a single training run of that recipe."""
+    per = pd.Series([model_spec(m).extra.get("recipe", m) for m in models]).value_counts()
+    return int(per.min()) if len(per) else 0
 
 
 def _seen_text(seen: list[int]) -> str:
@@ -374,7 +381,8 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
                          "status": [status(r) for r in proj.itertuples()]})
 
 
-VERDICT_COLUMNS = {"claim": "claim", "budget": "budget", "n_models": "models", "this_run": "this budget",
+VERDICT_COLUMNS = {"claim": "claim", "budget": "budget", "n_models": "models", "seeds": "seeds per recipe (fewest)",
+                   "this_run": "this budget",
                    "verdict": "verdict", "paper_verdict": "the paper's verdict"}
 
 
@@ -404,6 +412,8 @@ def largest_verdicts(verdicts: pd.DataFrame) -> str:
             continue
         last = done.iloc[-1]
         later = g.loc[g.index > done.index[-1]]
-        parts.append(f"{claim}: {last.verdict} ({last.this_run})" +
+        single = (", one training run per recipe there, so seed-to-seed variation is untested"
+                  if getattr(last, "seeds", 0) == 1 else "")
+        parts.append(f"{claim}: {last.verdict} ({last.this_run}{single})" +
                      "".join(f"; {r.verdict}: {r.this_run}" for r in later.itertuples()))
     return "; ".join(parts) + "."
