@@ -382,8 +382,7 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
 
 
 VERDICT_COLUMNS = {"claim": "claim", "budget": "budget", "n_models": "models", "seeds": "seeds per recipe (fewest)",
-                   "this_run": "this budget",
-                   "verdict": "verdict", "paper_verdict": "the paper's verdict"}
+                   "this_run": "this budget", "verdict": "verdict", "paper_verdict": "the paper's verdict"}
 
 
 def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -413,7 +412,7 @@ def largest_verdicts(verdicts: pd.DataFrame) -> str:
         last = done.iloc[-1]
         later = g.loc[g.index > done.index[-1]]
         single = (", one training run per recipe there, so seed-to-seed variation is untested"
-                  if getattr(last, "seeds", 0) == 1 else "")
+                  if last.get("seeds") == 1 else "")
         parts.append(f"{claim}: {last.verdict} ({last.this_run}{single})" +
                      "".join(f"; {r.verdict}: {r.this_run}" for r in later.itertuples()))
     return "; ".join(parts) + "."
